@@ -1,0 +1,1 @@
+"""Hotline: the 12345 / 110 linkage contact-center backend (shared core: settings, contracts, CLI)."""

@@ -1,0 +1,27 @@
+"""Every Redis key and channel the project uses, in one place."""
+
+from __future__ import annotations
+
+PREFIX = "hotline"
+
+# Sorted set per caller: member = linkedid, score = arrival time (epoch seconds).
+def caller_history(number: str) -> str:
+    return f"{PREFIX}:caller:{number}:calls"
+
+
+# Set of numbers flagged for harassment (notice part 四(五), order maintenance). Admin/operator managed.
+HARASSMENT_SET = f"{PREFIX}:harassment"
+
+# Hash per live call: state, service, caller, seat, timestamps. Expires after the call ends.
+def live_call(linkedid: str) -> str:
+    return f"{PREFIX}:live:{linkedid}"
+
+
+# Set of linkedids currently live.
+LIVE_CALLS = f"{PREFIX}:live"
+
+# Pub/sub channel carrying every call event as JSON.
+EVENTS_CHANNEL = f"{PREFIX}:events"
+
+# Counters.
+COUNTERS = f"{PREFIX}:counters"
