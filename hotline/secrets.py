@@ -1,0 +1,65 @@
+"""Secrets generated at setup (never committed): SIP seat passwords, the AMI secret, API tokens.
+
+Stored as JSON in ``<state_dir>/secrets.json`` with mode 0600. ``ensure_secrets`` creates what is
+missing and keeps what exists, so re-running setup never changes a softphone's password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as _secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+API_ROLES = ("service", "operator", "supervisor", "admin")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    ami_secret: str
+    sip_passwords: dict[str, str]  # seat/endpoint id -> password
+    api_tokens: dict[str, dict[str, str]]  # token -> {"name": ..., "role": ...}
+
+    def token_for(self, role: str) -> str:
+        for token, who in self.api_tokens.items():
+            if who.get("role") == role:
+                return token
+        raise KeyError(f"no API token with role {role!r}")
+
+
+def _new() -> str:
+    return _secrets.token_urlsafe(18)
+
+
+def load_secrets(path: Path) -> Secrets:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return Secrets(
+        ami_secret=data["ami_secret"],
+        sip_passwords=dict(data.get("sip_passwords", {})),
+        api_tokens={k: dict(v) for k, v in data.get("api_tokens", {}).items()},
+    )
+
+
+def ensure_secrets(path: Path, sip_ids: Iterable[str]) -> Secrets:
+    """Create or complete the secrets file; existing values are kept."""
+    data: dict = {}
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+    data.setdefault("ami_secret", _new())
+    pw = data.setdefault("sip_passwords", {})
+    for sid in sip_ids:
+        pw.setdefault(sid, _new())
+    tokens = data.setdefault("api_tokens", {})
+    have = {v.get("role") for v in tokens.values()}
+    for role in API_ROLES:
+        if role not in have:
+            tokens[_new()] = {"name": f"default-{role}", "role": role}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return load_secrets(path)
