@@ -1,0 +1,34 @@
+"""Names shared between the Python code and ``asterisk_conf/``.
+
+Channel variables, dialplan contexts, queues, AGI routes. A test cross-checks each of these against
+the configuration files, so renaming one side without the other fails CI.
+"""
+
+from __future__ import annotations
+
+from hotline.contracts import Service
+
+# --- Channel variables -------------------------------------------------------------------------
+VAR_SERVICE = "HOTLINE_SERVICE"        # "12345" | "110", set by the dialplan before intake
+VAR_QUEUE = "HOTLINE_QUEUE"            # queue to join; dialplan default, intake may override
+VAR_CALL_ID = "HOTLINE_CALL_ID"        # our call id (= linkedid)
+VAR_FLAGS = "HOTLINE_FLAGS"            # comma list: repeat, harassment
+VAR_REPEAT_24H = "HOTLINE_REPEAT_24H"  # calls from this number in the previous 24 h
+VAR_INTAKE = "HOTLINE_INTAKE"          # ok | degraded | failed (AGISTATUS decides "failed")
+VAR_PRIORITY = "HOTLINE_PRIORITY"      # queue priority intake chose (QUEUE_PRIO)
+
+CHANNEL_VARS = (VAR_SERVICE, VAR_QUEUE, VAR_CALL_ID, VAR_FLAGS, VAR_REPEAT_24H, VAR_INTAKE, VAR_PRIORITY)
+
+# --- Dialplan contexts ---------------------------------------------------------------------------
+CTX_FROM_TRUNK = "from-trunk"          # inbound trunk: calls to 12345 and 110 arrive here
+CTX_INTAKE = "hotline-intake"          # common intake: AGI, then queue; fails open
+CTX_SEATS = "from-seats"               # what operator seats may dial
+CTX_SUPERVISORS = "from-supervisors"   # what supervisor phones may dial
+CTX_AGI_FAIL = "agi-fail"              # where intake failures land (still queues the caller)
+
+# --- Queues ---------------------------------------------------------------------------------------
+QUEUE_BY_SERVICE = {Service.HOTLINE_12345: "hotline-12345", Service.POLICE_110: "police-110"}
+SERVICE_BY_QUEUE = {q: s for s, q in QUEUE_BY_SERVICE.items()}
+
+# --- AGI routes -----------------------------------------------------------------------------------
+AGI_ROUTE_INTAKE = "intake"
