@@ -1,0 +1,143 @@
+"""Render ``asterisk_conf/`` into an instance's configuration directory.
+
+The files in ``asterisk_conf/`` are plain Asterisk configuration and are copied as they are. The
+site-specific parts (ports, trunk hosts, numbers, seats, secrets) are written into ``generated/``
+beside them and pulled in with ``#include``, so a site with its own Asterisk can use the same tree.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotline.contracts import Service
+from hotline.names import CTX_INTAKE, QUEUE_BY_SERVICE
+from hotline.secrets import Secrets
+from hotline.site import Site
+
+AMI_USER = "hotline"
+AMI_ADMIN_USER = "hotline-admin"
+LINKAGE_QUEUE = {Service.HOTLINE_12345: "linkage-12345", Service.POLICE_110: "linkage-110"}
+
+
+@dataclass(frozen=True)
+class InstancePaths:
+    """Where an Asterisk instance keeps its files, as seen inside the chroot and from the host."""
+
+    rootfs: Path
+    name: str
+
+    @property
+    def inner(self) -> Path:  # path inside the chroot
+        return Path("/srv/hotline") / self.name
+
+    @property
+    def host(self) -> Path:  # same directory from the host
+        return self.rootfs / str(self.inner).lstrip("/")
+
+    def inner_dir(self, sub: str) -> Path:
+        return self.inner / sub
+
+    def host_dir(self, sub: str) -> Path:
+        return self.host / sub
+
+    @property
+    def asterisk_conf_inner(self) -> Path:
+        return self.inner / "etc" / "asterisk.conf"
+
+    @property
+    def ctl_socket_host(self) -> Path:
+        return self.host_dir("run") / "asterisk.ctl"
+
+    @property
+    def pid_file_host(self) -> Path:
+        return self.host_dir("run") / "asterisk.pid"
+
+
+def _endpoint_block(seat: str, template: str, label: str, password: str) -> str:
+    return (
+        f"[{seat}]({template})\n"
+        f"auth = {seat}\naors = {seat}\ncallerid = \"{label}\" <{seat}>\n\n"
+        f"[{seat}](seat-auth)\nusername = {seat}\npassword = {password}\n\n"
+        f"[{seat}](seat-aor)\n\n"
+    )
+
+
+def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int) -> dict[str, str]:
+    """The contents of ``generated/*.conf`` for this site (pure: easy to test)."""
+    files: dict[str, str] = {}
+    files["pjsip_transport.conf"] = (
+        "[transport-udp]\ntype = transport\nprotocol = udp\n"
+        f"bind = {site.sip_bind}:{site.sip_port}\n\n"
+        "[transport-tcp]\ntype = transport\nprotocol = tcp\n"
+        f"bind = {site.sip_bind}:{site.sip_port}\n"
+    )
+    files["pjsip_trunk.conf"] = (
+        "[trunk](trunk-endpoint)\naors = trunk\n\n[trunk]\ntype = aor\n\n"
+        "[trunk-identify]\ntype = identify\nendpoint = trunk\n"
+        + "".join(f"match = {h}\n" for h in site.trunk_hosts)
+    )
+    seats = []
+    for svc in Service:
+        for seat in site.operators[svc]:
+            seats.append(_endpoint_block(seat, "seat-endpoint", f"{svc.value} seat {seat}",
+                                         secrets.sip_passwords[seat]))
+        for seat in site.linkage[svc]:
+            seats.append(_endpoint_block(seat, "seat-endpoint", f"{svc.value} linkage {seat}",
+                                         secrets.sip_passwords[seat]))
+    for seat in site.supervisors:
+        seats.append(_endpoint_block(seat, "supervisor-endpoint", f"supervisor {seat}",
+                                     secrets.sip_passwords[seat]))
+    files["pjsip_seats.conf"] = "".join(seats)
+    files["rtp_ports.conf"] = f"rtpstart = {site.rtp_start}\nrtpend = {site.rtp_end}\n"
+    files["manager_general.conf"] = f"bindaddr = {site.ami_bind}\nport = {site.ami_port}\n"
+    acl = "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
+    files["manager_users.conf"] = (
+        f"[{AMI_USER}]\nsecret = {secrets.ami_secret}\n{acl}"
+        "read = call,agent,reporting\nwrite = call,originate,reporting,agent\n\n"
+        f"[{AMI_ADMIN_USER}]\nsecret = {secrets.ami_secret}-admin\n{acl}"
+        "read = system\nwrite = system,config,reporting\n"
+    )
+    files["queue_timing.conf"] = f"timeout = {site.ring_seat_s}\nretry = {site.retry_s}\n"
+    for svc in Service:
+        files[f"queue_members_{QUEUE_BY_SERVICE[svc]}.conf"] = "".join(
+            f"member => PJSIP/{s},0,{s}\n" for s in site.operators[svc]
+        )
+        files[f"queue_members_{LINKAGE_QUEUE[svc]}.conf"] = "".join(
+            f"member => PJSIP/{s},0,{s}\n" for s in site.linkage[svc]
+        )
+    files["applicationmap.conf"] = "; feature codes of the call flows are added here\n"
+    files["globals.conf"] = f"HOTLINE_AGI = {agi_host}:{agi_port}\n"
+    numbers = []
+    for svc in Service:
+        for num in site.numbers[svc]:
+            numbers.append(f"exten => {num},1,Goto({CTX_INTAKE},{svc.value},1)\n")
+    files["numbers.conf"] = "".join(numbers)
+    files["seat_dial.conf"] = "".join(
+        f"exten => {s},1,Dial(PJSIP/{s},30)\n same => n,Hangup()\n" for s in site.all_seats
+    ) + "exten => *43,1,Answer()\n same => n,Echo()\n same => n,Hangup()\n"
+    return files
+
+
+def render(conf_dir: Path, dest_etc: Path, site: Site, secrets: Secrets, *, agi_host: str,
+           agi_port: int, paths: InstancePaths | None = None, system_name: str = "hotline") -> None:
+    """Copy the static tree and write ``generated/`` (and ``asterisk.conf`` for an instance)."""
+    dest_etc.mkdir(parents=True, exist_ok=True)
+    for src in sorted(conf_dir.glob("*.conf")):
+        shutil.copy2(src, dest_etc / src.name)
+    gen = dest_etc / "generated"
+    gen.mkdir(exist_ok=True)
+    for name, text in generated_files(site, secrets, agi_host, agi_port).items():
+        (gen / name).write_text(text, encoding="utf-8")
+    if paths is not None:
+        tpl = (conf_dir / "asterisk.conf.in").read_text(encoding="utf-8")
+        subs = {
+            "@ETC@": str(paths.inner_dir("etc")), "@LIB@": str(paths.inner_dir("lib")),
+            "@SPOOL@": str(paths.inner_dir("spool")), "@RUN@": str(paths.inner_dir("run")),
+            "@LOG@": str(paths.inner_dir("log")), "@CACHE@": str(paths.inner_dir("cache")),
+            "@SYSTEMNAME@": system_name,
+        }
+        for k, v in subs.items():
+            tpl = tpl.replace(k, v)
+        (dest_etc / "asterisk.conf").write_text(tpl, encoding="utf-8")

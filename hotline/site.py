@@ -1,0 +1,140 @@
+"""The site configuration (``site.toml``): numbers, seats, trunk hosts, ports.
+
+Loaded and validated in one place; errors name the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotline.contracts import Service
+
+_SEAT_RE = re.compile(r"^[0-9]{2,8}$")
+_NUMBER_RE = re.compile(r"^[0-9*#+]{2,20}$")
+
+
+class SiteError(ValueError):
+    """The site file is missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    sip_bind: str
+    sip_port: int
+    rtp_start: int
+    rtp_end: int
+    ami_bind: str
+    ami_port: int
+    agi_host: str
+    agi_port: int
+    trunk_hosts: tuple[str, ...]
+    numbers: dict[Service, tuple[str, ...]]
+    operators: dict[Service, tuple[str, ...]]
+    linkage: dict[Service, tuple[str, ...]]
+    supervisors: tuple[str, ...]
+    ring_seat_s: int = 15
+    retry_s: int = 2
+
+    @property
+    def all_seats(self) -> tuple[str, ...]:
+        seats: list[str] = []
+        for svc in Service:
+            seats += self.operators[svc]
+            seats += self.linkage[svc]
+        return tuple(seats) + self.supervisors
+
+    def service_of_seat(self, seat: str) -> Service | None:
+        for svc in Service:
+            if seat in self.operators[svc] or seat in self.linkage[svc]:
+                return svc
+        return None
+
+    def with_ports(self, *, sip_port: int, ami_port: int, agi_port: int, rtp_start: int) -> Site:
+        from dataclasses import replace
+
+        return replace(
+            self, sip_port=sip_port, ami_port=ami_port, agi_port=agi_port,
+            rtp_start=rtp_start, rtp_end=rtp_start + (self.rtp_end - self.rtp_start),
+        )
+
+
+def _get(d: dict, path: str, typ: type, default: object = ...) -> object:
+    cur: object = d
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            if default is ...:
+                raise SiteError(f"site: missing key {path!r}")
+            return default
+        cur = cur[part]
+    if not isinstance(cur, typ) or (typ is int and isinstance(cur, bool)):
+        raise SiteError(f"site: {path!r} must be {typ.__name__}, got {cur!r}")
+    return cur
+
+
+def _ids(d: dict, path: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
+    raw = _get(d, path, list, [])
+    assert isinstance(raw, list)
+    out = []
+    for v in raw:
+        if not isinstance(v, str) or not pattern.match(v):
+            raise SiteError(f"site: {path!r} has an invalid entry {v!r}")
+        out.append(v)
+    return tuple(out)
+
+
+def parse_site(data: dict) -> Site:
+    numbers = {svc: _ids(data, f"numbers.{svc.value}", _NUMBER_RE) for svc in Service}
+    operators = {svc: _ids(data, f"seats.{svc.value}", _SEAT_RE) for svc in Service}
+    linkage = {svc: _ids(data, f"seats.linkage_{svc.value}", _SEAT_RE) for svc in Service}
+    supervisors = _ids(data, "seats.supervisors", _SEAT_RE)
+    trunk_hosts = tuple(str(h) for h in _get(data, "trunk.hosts", list))  # type: ignore[union-attr]
+    for h in trunk_hosts:
+        try:
+            ipaddress.ip_network(h, strict=False)
+        except ValueError:
+            raise SiteError(f"site: trunk host {h!r} is not an IP address or network") from None
+    all_ids = [s for t in (*operators.values(), *linkage.values(), supervisors) for s in t]
+    dup = {s for s in all_ids if all_ids.count(s) > 1}
+    if dup:
+        raise SiteError(f"site: seats listed twice: {sorted(dup)}")
+    for svc in Service:
+        if not numbers[svc]:
+            raise SiteError(f"site: numbers.{svc.value} is empty")
+        if not operators[svc]:
+            raise SiteError(f"site: seats.{svc.value} is empty; the queue would have no seat")
+    site = Site(
+        name=str(_get(data, "site.name", str, "hotline")),
+        sip_bind=str(_get(data, "sip.bind", str, "127.0.0.1")),
+        sip_port=int(_get(data, "sip.port", int, 5060)),  # type: ignore[arg-type]
+        rtp_start=int(_get(data, "sip.rtp_start", int, 20000)),  # type: ignore[arg-type]
+        rtp_end=int(_get(data, "sip.rtp_end", int, 20999)),  # type: ignore[arg-type]
+        ami_bind=str(_get(data, "ami.bind", str, "127.0.0.1")),
+        ami_port=int(_get(data, "ami.port", int, 5038)),  # type: ignore[arg-type]
+        agi_host=str(_get(data, "agi.host", str, "127.0.0.1")),
+        agi_port=int(_get(data, "agi.port", int, 4573)),  # type: ignore[arg-type]
+        trunk_hosts=trunk_hosts,
+        numbers=numbers,
+        operators=operators,
+        linkage=linkage,
+        supervisors=supervisors,
+        ring_seat_s=int(_get(data, "queues.ring_seat_s", int, 15)),  # type: ignore[arg-type]
+        retry_s=int(_get(data, "queues.retry_s", int, 2)),  # type: ignore[arg-type]
+    )
+    if site.rtp_end <= site.rtp_start:
+        raise SiteError("site: sip.rtp_end must be above sip.rtp_start")
+    return site
+
+
+def load_site(path: Path) -> Site:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SiteError(f"site: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SiteError(f"site: {path}: {exc}") from None
+    return parse_site(data)
