@@ -95,7 +95,7 @@ class AsteriskInstance:
         if not rootfs_ready(self.rootfs):
             raise AsteriskRuntimeError(
                 f"no Asterisk runtime at {self.rootfs}: run `hotline asterisk build` first")
-        for sub in ("etc", "lib", "spool", "run", "log", "cache"):
+        for sub in ("etc", "lib", "lib/keys", "spool", "run", "log", "cache"):
             self.paths.host_dir(sub).mkdir(parents=True, exist_ok=True)
         render(self.conf_dir, self.paths.host_dir("etc"), self.site, self.secrets,
                agi_host=self.agi_host, agi_port=self.agi_port, paths=self.paths,

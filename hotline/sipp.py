@@ -1,0 +1,270 @@
+"""SIPp user agents for tests, benchmarks and demos: a caller on the trunk, softphone seats.
+
+Scenarios are generated (times are baked in, SIPp's recv timeouts are literals). A seat registers
+with digest auth from its own port (one SIPp run), then a UAS on the same port answers the calls
+Asterisk sends to its registered contact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SDP = """v=0
+o=hotline 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=sendrecv"""
+
+
+def caller_scenario(talk_ms: int) -> str:
+    """Trunk caller: INVITE [service], wait for 200, talk, BYE (or answer a BYE from Asterisk)."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="hotline trunk caller">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "[caller]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:[caller]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "[caller]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: <sip:[caller]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <recv request="BYE" timeout="{talk_ms}" ontimeout="hangup"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+]]></send>
+  <nop next="end"/>
+  <label id="hangup"/>
+  <send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "[caller]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <recv response="200" crlf="true"/>
+  <label id="end"/>
+</scenario>
+"""
+
+
+def register_scenario(expires: int = 3600) -> str:
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="seat register">
+  <send retrans="500"><![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:[seat]@[remote_ip]>;tag=[pid]reg[call_number]
+To: <sip:[seat]@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:[seat]@[local_ip]:[local_port]>
+Expires: {expires}
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <recv response="401" auth="true"/>
+  <send retrans="500"><![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:[seat]@[remote_ip]>;tag=[pid]reg[call_number]
+To: <sip:[seat]@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 2 REGISTER
+Contact: <sip:[seat]@[local_ip]:[local_port]>
+[authentication]
+Expires: {expires}
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+def seat_scenario(ring_ms: int = 100) -> str:
+    """Seat UAS: ring, answer, wait for the BYE (the caller or Asterisk ends the call)."""
+    resp_hdrs = """[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[seat]@[local_ip]:[local_port];transport=[transport]>"""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="seat answers">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+{resp_hdrs}
+Content-Length: 0
+]]></send>
+  <pause milliseconds="{ring_ms}"/>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+{resp_hdrs}
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+]]></send>
+  <recv request="ACK" rtd="true" crlf="true"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+]]></send>
+</scenario>
+"""
+
+
+def sipp_binary() -> str:
+    path = shutil.which("sipp")
+    if path is None:
+        raise RuntimeError("SIPp is not installed: apt-get install -y sip-tester")
+    return path
+
+
+@dataclass
+class SippRun:
+    """A SIPp process with its scenario file and logs in a private temp dir."""
+
+    args: list[str]
+    scenario: str
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sipp-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SippRun:
+        sf = self.workdir / "scenario.xml"
+        sf.write_text(self.scenario)
+        cmd = [sipp_binary(), *self.args, "-sf", str(sf), "-bg", "-trace_err",
+               "-error_file", str(self.workdir / "errors.log")]
+        # -bg forks; we want to own the process, so run in foreground with no stdin instead.
+        cmd.remove("-bg")
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return self
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def errors(self) -> str:
+        p = self.workdir / "errors.log"
+        return p.read_text(errors="replace")[-3000:] if p.exists() else ""
+
+
+def place_call(*, asterisk: str, service: str, caller: str, talk_ms: int = 2000,
+               local_ip: str = "127.0.0.2", local_port: int = 0, calls: int = 1,
+               concurrency: int = 1, rate: float | None = None) -> SippRun:
+    """Start a caller run from the trunk address (returns at once; call ``wait``)."""
+    args = [asterisk, "-i", local_ip, "-p", str(local_port), "-s", service, "-key", "caller", caller,
+            "-m", str(calls), "-l", str(concurrency), "-mi", local_ip, "-mp", "0",
+            "-timeout_error", "-recv_timeout", "600000", "-nostdin"]
+    if rate is not None:
+        args += ["-r", str(rate)]
+    else:
+        args += ["-r", str(max(1, concurrency))]
+    args += ["-nr"] if False else []
+    return SippRun(args, caller_scenario(talk_ms)).start()
+
+
+def _free_udp_port(ip: str) -> int:
+    import socket
+
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Seat:
+    """A softphone seat played by SIPp: registers with digest auth, then answers calls."""
+
+    seat: str
+    password: str
+    asterisk: str  # "host:port"
+    local_ip: str = "127.0.0.1"
+    ring_ms: int = 100
+    port: int = 0
+    uas: SippRun | None = None
+
+    def register(self, timeout: float = 10.0) -> None:
+        if not self.port:
+            self.port = _free_udp_port(self.local_ip)
+        run = SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-m", "1",
+                       "-key", "seat", self.seat, "-au", self.seat, "-ap", self.password, "-nostdin",
+                       "-timeout", "8s", "-timeout_error"],
+                      register_scenario()).start()
+        rc = run.wait(timeout)
+        if rc != 0:
+            raise RuntimeError(f"seat {self.seat} failed to register (rc={rc}): {run.errors()}")
+
+    def start(self) -> Seat:
+        self.register()
+        self.uas = SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-key", "seat",
+                            self.seat, "-mi", self.local_ip, "-mp", "0", "-nostdin"],
+                           seat_scenario(self.ring_ms)).start()
+        time.sleep(0.2)  # let the UAS bind before Asterisk sends it anything
+        return self
+
+    def stop(self) -> None:
+        if self.uas:
+            self.uas.stop()
