@@ -1,0 +1,64 @@
+"""Live call state in Redis, so any backend instance (and the console) sees the calls in progress."""
+
+from __future__ import annotations
+
+import logging
+
+from hotline import redis_keys
+from hotline.contracts import CallEvent, CallEventType
+
+log = logging.getLogger(__name__)
+
+_STATE = {
+    CallEventType.ARRIVED: "arrived",
+    CallEventType.QUEUED: "queued",
+    CallEventType.RINGING: "ringing",
+    CallEventType.ANSWERED: "talking",
+    CallEventType.BRIDGED: "talking",
+    CallEventType.TRANSFERRED: "transferring",
+    CallEventType.ABANDONED: "abandoned",
+    CallEventType.HANGUP: "ended",
+}
+ENDED_TTL_S = 3600
+
+
+class LiveCalls:
+    """Writes each call's latest state; Redis trouble is logged, never raised (calls go on)."""
+
+    def __init__(self, redis: object) -> None:
+        self._redis = redis
+
+    async def apply(self, ev: CallEvent) -> None:
+        state = _STATE.get(ev.type)
+        if state is None or self._redis is None:
+            return
+        key = redis_keys.live_call(ev.linkedid)
+        fields: dict[str, str] = {"state": state, f"{ev.type.value}_at": f"{ev.at:.3f}"}
+        if ev.service:
+            fields["service"] = ev.service.value
+        if ev.caller:
+            fields["caller"] = ev.caller
+        if ev.seat:
+            fields["seat"] = ev.seat
+        try:
+            pipe = self._redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+            pipe.hset(key, mapping=fields)
+            if ev.type is CallEventType.HANGUP:
+                pipe.srem(redis_keys.LIVE_CALLS, ev.linkedid)
+                pipe.expire(key, ENDED_TTL_S)
+            else:
+                pipe.sadd(redis_keys.LIVE_CALLS, ev.linkedid)
+                pipe.expire(key, 6 * 3600)
+            await pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - Redis down must not stop event recording
+            log.warning("live state not updated for %s: %s", ev.linkedid, exc)
+
+    async def live_linkedids(self) -> set[str]:
+        if self._redis is None:
+            return set()
+        try:
+            members = await self._redis.smembers(redis_keys.LIVE_CALLS)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cannot read live calls: %s", exc)
+            return set()
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in members}

@@ -1,0 +1,120 @@
+"""Turn AMI events into call events keyed by ``linkedid``.
+
+Pure and synchronous: it takes a dict of AMI headers and returns zero or more :class:`CallEvent`.
+Event ids are derived from what happened (linkedid, kind, the channel's uniqueid), so replaying the
+same AMI text, or resyncing after a reconnect, yields the same ids and the app stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hotline.contracts import CallEvent, CallEventType, Service
+from hotline.names import SERVICE_BY_QUEUE
+from hotline.phone import clean_number
+
+_SEAT_FROM_CHANNEL = re.compile(r"^PJSIP/([0-9]{2,8})-[0-9a-f]+$")
+_SEAT_FROM_IFACE = re.compile(r"^PJSIP/([0-9]{2,8})$")
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """What the mapper needs to know about the site."""
+
+    trunk_endpoint: str = "trunk"
+    numbers: Mapping[str, Service] | None = None  # dialled number -> service
+
+    def service_of(self, exten: str) -> Service | None:
+        if self.numbers and exten in self.numbers:
+            return self.numbers[exten]
+        try:
+            return Service(exten)
+        except ValueError:
+            return None
+
+
+def event_time(ev: Mapping[str, str]) -> float:
+    ts = ev.get("Timestamp")
+    try:
+        return float(ts) if ts else time.time()
+    except ValueError:
+        return time.time()
+
+
+def seat_of(channel: str | None) -> str | None:
+    if not channel:
+        return None
+    m = _SEAT_FROM_CHANNEL.match(channel) or _SEAT_FROM_IFACE.match(channel)
+    return m.group(1) if m else None
+
+
+def _ev(kind: CallEventType, linkedid: str, key: str, ev: Mapping[str, str], **kw: object) -> CallEvent:
+    return CallEvent(event_id=f"{linkedid}:{kind.value}:{key}", linkedid=linkedid, type=kind,
+                     at=event_time(ev), source="ami", **kw)  # type: ignore[arg-type]
+
+
+def is_trunk_channel(channel: str, cfg: MappingConfig) -> bool:
+    return channel.startswith(f"PJSIP/{cfg.trunk_endpoint}-")
+
+
+def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
+    """Map one AMI event; unknown or irrelevant events give ``[]``. Never raises on odd input."""
+    name = ev.get("Event", "")
+    linkedid = ev.get("Linkedid") or ev.get("TransfererLinkedid") or ""
+    if not linkedid or len(linkedid) > 64:
+        return []
+    uniqueid = ev.get("Uniqueid", "")
+    channel = ev.get("Channel", "")
+    try:
+        if name == "Newchannel":
+            if uniqueid == linkedid and is_trunk_channel(channel, cfg):
+                svc = cfg.service_of(ev.get("Exten", ""))
+                return [_ev(CallEventType.ARRIVED, linkedid, "ami", ev, service=svc,
+                            caller=clean_number(ev.get("CallerIDNum")),
+                            data={"channel": channel, "exten": ev.get("Exten", "")[:32]})]
+        elif name == "QueueCallerJoin":
+            q = ev.get("Queue", "")
+            return [_ev(CallEventType.QUEUED, linkedid, f"{q}:{uniqueid}", ev,
+                        service=SERVICE_BY_QUEUE.get(q),
+                        data={"queue": q, "position": _int(ev.get("Position"))})]
+        elif name == "AgentCalled":
+            dest = ev.get("DestChannel", "")
+            seat = seat_of(ev.get("Interface")) or seat_of(dest)
+            return [_ev(CallEventType.RINGING, linkedid, ev.get("DestUniqueid", dest), ev, seat=seat,
+                        data={"queue": ev.get("Queue", "")})]
+        elif name == "AgentConnect":
+            dest = ev.get("DestChannel", "")
+            seat = seat_of(ev.get("Interface")) or seat_of(dest)
+            return [_ev(CallEventType.ANSWERED, linkedid, ev.get("DestUniqueid", dest), ev, seat=seat,
+                        data={"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime"))})]
+        elif name == "QueueCallerAbandon":
+            return [_ev(CallEventType.ABANDONED, linkedid, uniqueid, ev,
+                        data={"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime")),
+                              "position": _int(ev.get("Position"))})]
+        elif name == "BridgeEnter":
+            if uniqueid == linkedid and _int(ev.get("BridgeNumChannels")) >= 2:
+                return [_ev(CallEventType.BRIDGED, linkedid, ev.get("BridgeUniqueid", ""), ev,
+                            data={"bridge": ev.get("BridgeUniqueid", "")})]
+        elif name in ("BlindTransfer", "AttendedTransfer"):
+            kind = "blind" if name == "BlindTransfer" else "attended"
+            target = ev.get("Extension") or ev.get("SecondTransfereeExten") or ""
+            seat = seat_of(ev.get("TransfererChannel"))
+            return [_ev(CallEventType.TRANSFERRED, linkedid, f"{kind}:{event_time(ev)}", ev, seat=seat,
+                        data={"kind": kind, "target": target[:32], "result": ev.get("Result", "")})]
+        elif name == "Hangup":
+            if uniqueid == linkedid:
+                return [_ev(CallEventType.HANGUP, linkedid, uniqueid, ev,
+                            data={"cause": _int(ev.get("Cause")), "cause_txt": ev.get("Cause-txt", "")[:64]})]
+    except (ValueError, TypeError):
+        return []
+    return []
+
+
+def _int(v: str | None) -> int:
+    try:
+        return int(v) if v is not None else 0
+    except ValueError:
+        return 0
