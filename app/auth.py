@@ -1,0 +1,72 @@
+"""Who is calling: bearer tokens and roles from :mod:`hotline.secrets`, and per-route role rules.
+
+Views declare their roles with :func:`requires` or :func:`public`; a route declaring neither is
+refused, so forgetting a declaration fails closed.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from app.errors import Forbidden, Unauthorized
+from hotline.secrets import Secrets
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SERVICE, OPERATOR, SUPERVISOR, ADMIN = "service", "operator", "supervisor", "admin"
+READERS = (OPERATOR, SUPERVISOR, ADMIN)
+ROLES_ATTR = "_hotline_roles"
+PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+
+
+def requires(*roles: str) -> Callable[[F], F]:
+    def mark(fn: F) -> F:
+        setattr(fn, ROLES_ATTR, frozenset(roles))
+        return fn
+
+    return mark
+
+
+def public(fn: F) -> F:
+    setattr(fn, ROLES_ATTR, PUBLIC)
+    return fn
+
+
+class TokenBook:
+    def __init__(self, secrets: Secrets) -> None:
+        self._tokens = {
+            t.encode(): Principal(str(who.get("name", "?")), str(who.get("role", "")))
+            for t, who in secrets.api_tokens.items()
+        }
+
+    def authenticate(self, header: str | None) -> Principal:
+        if not header or not header.startswith("Bearer "):
+            raise Unauthorized()
+        presented = header[len("Bearer ") :].strip().encode()
+        found = None
+        for token, principal in self._tokens.items():  # constant time per token
+            if hmac.compare_digest(token, presented):
+                found = principal
+        if found is None:
+            raise Unauthorized("unknown bearer token")
+        return found
+
+
+def authorize(handler: Any, header: str | None, book: TokenBook) -> Principal | None:
+    """The caller's principal for ``handler``, ``None`` for public routes; raises 401/403."""
+    rule = getattr(handler, ROLES_ATTR, None)
+    if rule == PUBLIC:
+        return None
+    principal = book.authenticate(header)
+    if rule is None or principal.role not in rule:
+        raise Forbidden(f"role {principal.role!r} may not do this", details={"allowed": sorted(rule or ())})
+    return principal

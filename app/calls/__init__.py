@@ -1,0 +1,1 @@
+"""The calls resource: event recording, call summaries, outcomes, listing."""

@@ -1,0 +1,237 @@
+"""Call logic: record events idempotently, keep each call's summary, set outcomes, read with audit."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.auth import SERVICE, Principal
+from app.calls.summary import summarise
+from app.db import Database
+from app.errors import UnknownCall
+from app.models import AuditRow, Call, CallEventRow
+from app.notifier import EventNotifier
+from app.validation import OutcomeRequest
+from hotline.contracts import CallEvent, CallEventType
+from hotline.phone import mask_number
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = ("event_id", "linkedid", "type", "at", "source", "service", "caller", "seat", "data")
+CALL_FIELDS = (
+    "linkedid",
+    "service",
+    "caller",
+    "seat",
+    "queue",
+    "arrived_at",
+    "queued_at",
+    "answered_at",
+    "ended_at",
+    "wait_s",
+    "talk_s",
+    "total_s",
+    "hangup_cause",
+    "outcome",
+    "outcome_detail",
+    "outcome_source",
+    "outcome_by",
+    "outcome_at",
+    "flags",
+    "event_count",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    received: int
+    new: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"received": self.received, "new": self.new, "duplicates": self.received - self.new}
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    since: float | None = None
+    until: float | None = None
+    service: str | None = None
+    seat: str | None = None
+    outcome: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class CallService:
+    def __init__(self, db: Database, notifier: EventNotifier, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.notifier = notifier
+        self.clock = clock
+        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+
+    # --- writing ----------------------------------------------------------------------------------
+    async def record(self, events: list[CallEvent]) -> RecordResult:
+        """Store new events (a replayed ``event_id`` is ignored) and refresh the calls they touch."""
+        async with self.db.write() as conn:
+            stored = await self._record_on(conn, events)
+        self.notifier.publish(stored)
+        return RecordResult(received=len(events), new=len(stored))
+
+    async def _record_on(self, conn: AsyncConnection, events: Iterable[CallEvent]) -> list[dict[str, Any]]:
+        now = self.clock()
+        # One row per event_id, in a fixed order: concurrent writers then take locks in the same order.
+        unique = {e.event_id: e for e in events}
+        rows = [
+            {**{c: getattr(e, c) for c in EVENT_COLUMNS}, "received_at": now}
+            for _, e in sorted(unique.items())
+        ]
+        for r in rows:
+            r["type"] = str(r["type"])
+            r["service"] = str(r["service"]) if r["service"] else None
+        ins = self._insert(CallEventRow).on_conflict_do_nothing(index_elements=["event_id"])
+        new_ids = {r.event_id for r in await conn.execute(ins.returning(CallEventRow.event_id), rows)}
+        stored = [r for r in rows if r["event_id"] in new_ids]
+        if stored:
+            await self._refresh_calls(conn, sorted({r["linkedid"] for r in stored}), now)
+            for r in stored:
+                log.debug(
+                    "event %s %s %s caller=%s",
+                    r["linkedid"],
+                    r["type"],
+                    r["event_id"],
+                    mask_number(r["caller"]),
+                )
+        return [{k: r[k] for k in EVENT_COLUMNS} for r in stored]
+
+    async def _refresh_calls(self, conn: AsyncConnection, linkedids: list[str], now: float) -> None:
+        # Upsert-and-lock each call row (sorted: no deadlocks), then recompute from every committed
+        # event plus ours. Whoever locks last sees everything, so concurrent writers converge.
+        up = self._insert(Call).values(
+            [
+                {"linkedid": lid, "arrived_at": now, "flags": [], "event_count": 0, "updated_at": now}
+                for lid in linkedids
+            ]
+        )
+        up = up.on_conflict_do_update(
+            index_elements=["linkedid"], set_={"updated_at": up.excluded.updated_at}
+        )
+        ids = {r.linkedid: r.id for r in await conn.execute(up.returning(Call.id, Call.linkedid))}
+        res = await conn.execute(
+            select(*(getattr(CallEventRow, c) for c in EVENT_COLUMNS)).where(
+                CallEventRow.linkedid.in_(linkedids)
+            )
+        )
+        by_call: dict[str, list[dict[str, Any]]] = {}
+        for r in res.mappings():
+            by_call.setdefault(r["linkedid"], []).append(dict(r))
+        params = [{"b_id": ids[lid], **summarise(evs), "updated_at": now} for lid, evs in by_call.items()]
+        table = Call.__table__
+        await conn.execute(update(table).where(table.c.id == bindparam("b_id")), params)
+
+    async def set_outcome(self, linkedid: str, req: OutcomeRequest, who: Principal) -> dict[str, Any]:
+        source = "flow" if who.role == SERVICE else "operator"
+        event = CallEvent(
+            event_id=f"outcome-{uuid.uuid4().hex}",
+            linkedid=linkedid,
+            type=CallEventType.OUTCOME,
+            at=self.clock(),
+            source="api",
+            data={
+                "outcome": req.outcome.value,
+                "detail": req.detail,
+                "note": req.note,
+                "by": who.name,
+                "role": who.role,
+                "outcome_source": source,
+            },
+        )
+        async with self.db.write() as conn:
+            if await self._call_row(conn, linkedid) is None:
+                raise UnknownCall(details={"linkedid": linkedid})
+            stored = await self._record_on(conn, [event])
+            await self._audit(
+                conn, who, "set_outcome", linkedid, {"outcome": req.outcome.value, "detail": req.detail}
+            )
+            call = await self._call_row(conn, linkedid)
+        self.notifier.publish(stored)
+        assert call is not None
+        return call
+
+    # --- reading (every read of caller data is audited) ------------------------------------------
+    async def get_call(self, linkedid: str, who: Principal) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            call = await self._call_row(conn, linkedid)
+            if call is None:
+                raise UnknownCall(details={"linkedid": linkedid})
+            res = await conn.execute(
+                select(*(getattr(CallEventRow, c) for c in EVENT_COLUMNS))
+                .where(CallEventRow.linkedid == linkedid)
+                .order_by(CallEventRow.at, CallEventRow.event_id)
+            )
+            call["timeline"] = [dict(r) for r in res.mappings()]
+            await self._audit(conn, who, "read_call", linkedid, {})
+        return call
+
+    async def list_calls(self, f: CallFilter, who: Principal) -> dict[str, Any]:
+        conds = []
+        if f.since is not None:
+            conds.append(Call.arrived_at >= f.since)
+        if f.until is not None:
+            conds.append(Call.arrived_at < f.until)
+        for col, val in ((Call.service, f.service), (Call.seat, f.seat), (Call.outcome, f.outcome)):
+            if val is not None:
+                conds.append(col == val)
+        cols = [getattr(Call, c) for c in CALL_FIELDS]
+        async with self.db.write() as conn:
+            total = (await conn.execute(select(func.count()).select_from(Call).where(*conds))).scalar_one()
+            res = await conn.execute(
+                select(*cols)
+                .where(*conds)
+                .order_by(Call.arrived_at.desc(), Call.linkedid)
+                .limit(f.limit)
+                .offset(f.offset)
+            )
+            calls = [dict(r) for r in res.mappings()]
+            query = {k: v for k, v in vars(f).items() if v is not None}
+            await self._audit(conn, who, "list_calls", "calls", {"query": query, "returned": len(calls)})
+        return {"calls": calls, "total": total, "limit": f.limit, "offset": f.offset}
+
+    async def audit(self, who: Principal, action: str, target: str, detail: dict[str, Any]) -> None:
+        async with self.db.write() as conn:
+            await self._audit(conn, who, action, target, detail)
+
+    async def _audit(
+        self, conn: AsyncConnection, who: Principal, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        await conn.execute(
+            AuditRow.__table__.insert(),
+            {
+                "who": who.name,
+                "role": who.role,
+                "action": action,
+                "target": target[:512],
+                "at": self.clock(),
+                "detail": detail,
+            },
+        )
+
+    async def _call_row(self, conn: AsyncConnection, linkedid: str) -> dict[str, Any] | None:
+        res = await conn.execute(
+            select(*(getattr(Call, c) for c in CALL_FIELDS)).where(Call.linkedid == linkedid)
+        )
+        row = res.mappings().first()
+        return dict(row) if row else None
+
+    async def caller_of(self, linkedid: str) -> str | None:
+        async with self.db.read() as conn:
+            res = await conn.execute(select(Call.caller).where(Call.linkedid == linkedid))
+            return res.scalar_one_or_none()

@@ -1,0 +1,135 @@
+"""A call's summary as a pure function of all its events, so arrival order never matters.
+
+Rules: ``arrived_at`` is the earliest arrived/queued event (or the earliest event when neither came);
+``answered_at`` the first answer; ``ended_at`` the hangup. Durations follow from those. The outcome is
+the latest operator/flow outcome event; failing that, once the call has ended, an automatic one:
+never answered or abandoned -> ``abandoned``; transferred to 110/12345 -> ``transferred_*``; else
+``resolved_on_call``. Automatic outcomes therefore never overwrite an operator's or a flow's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hotline.contracts import CallEventType as T
+from hotline.contracts import Outcome, Service
+
+HUMAN_SOURCES = ("operator", "flow")
+
+
+def _ts(e: Mapping[str, Any]) -> tuple[float, str]:
+    return (e["at"], e["event_id"])
+
+
+def _dur(end: float | None, start: float | None) -> float | None:
+    if end is None or start is None:
+        return None
+    return round(max(0.0, end - start), 3)
+
+
+def _str(v: Any, limit: int) -> str | None:
+    return str(v)[:limit] if v not in (None, "") else None
+
+
+def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    evs = sorted(events, key=_ts)
+    if not evs:
+        raise ValueError("a call summary needs at least one event")
+    by_type: dict[str, list[Mapping[str, Any]]] = {}
+    for e in evs:
+        by_type.setdefault(e["type"], []).append(e)
+
+    def first(*types: T) -> Mapping[str, Any] | None:
+        found = [e for t in types for e in by_type.get(t.value, [])]
+        return min(found, key=_ts) if found else None
+
+    timeline = [e for e in evs if e["type"] != T.OUTCOME.value]
+    start = first(T.ARRIVED, T.QUEUED) or (timeline or evs)[0]
+    arrived_at = start["at"]
+    queued = first(T.QUEUED)
+    answered = first(T.ANSWERED)
+    hangups = by_type.get(T.HANGUP.value, [])
+    ended = max(hangups, key=_ts) if hangups else None
+    answered_at = answered["at"] if answered else None
+    ended_at = ended["at"] if ended else None
+
+    service = next((e["service"] for e in evs if e.get("service")), None)
+    caller = next((e["caller"] for e in evs if e.get("caller")), None)
+    seat = None
+    if answered:
+        seat = answered.get("seat") or answered["data"].get("seat")
+    queue = None
+    for e in by_type.get(T.QUEUED.value, []) + by_type.get(T.ARRIVED.value, []):
+        if q := e["data"].get("queue"):
+            queue = q
+            break
+    flags: set[str] = set()
+    for e in evs:
+        fl = e["data"].get("flags")
+        if isinstance(fl, list):
+            flags.update(str(f)[:32] for f in fl if isinstance(f, str | int))
+        elif isinstance(fl, str):
+            flags.update(f.strip()[:32] for f in fl.split(",") if f.strip())
+
+    summary: dict[str, Any] = {
+        "service": service,
+        "caller": caller,
+        "seat": _str(seat, 64),
+        "queue": _str(queue, 64),
+        "arrived_at": arrived_at,
+        "queued_at": queued["at"] if queued else None,
+        "answered_at": answered_at,
+        "ended_at": ended_at,
+        "wait_s": _dur(answered_at if answered else ended_at, arrived_at),
+        "talk_s": _dur(ended_at, answered_at) if answered else (0.0 if ended else None),
+        "total_s": _dur(ended_at, arrived_at),
+        "hangup_cause": _str(ended["data"].get("cause"), 64) if ended else None,
+        "flags": sorted(flags),
+        "event_count": len(evs),
+        "outcome": None,
+        "outcome_detail": None,
+        "outcome_source": None,
+        "outcome_by": None,
+        "outcome_at": None,
+    }
+    summary.update(_outcome(by_type, answered is not None, ended))
+    return summary
+
+
+def _outcome(
+    by_type: dict[str, list[Mapping[str, Any]]], answered: bool, ended: Mapping[str, Any] | None
+) -> dict:
+    set_by_hand = by_type.get(T.OUTCOME.value, [])
+    if set_by_hand:
+        e = max(set_by_hand, key=_ts)
+        src = e["data"].get("outcome_source")
+        return {
+            "outcome": e["data"]["outcome"],
+            "outcome_detail": _str(e["data"].get("detail"), 256),
+            "outcome_source": src if src in HUMAN_SOURCES else "flow",
+            "outcome_by": _str(e["data"].get("by"), 128) or e["source"],
+            "outcome_at": e["at"],
+        }
+    if ended is None:
+        return {}
+    if not answered or T.ABANDONED.value in by_type:
+        outcome = Outcome.ABANDONED
+    else:
+        # The last transfer to the other platform decides where the call went.
+        outcome = Outcome.RESOLVED_ON_CALL
+        for e in sorted(by_type.get(T.TRANSFERRED.value, []), key=_ts, reverse=True):
+            target = str(e["data"].get("target_service"))
+            if target == Service.POLICE_110.value:
+                outcome = Outcome.TRANSFERRED_110
+                break
+            if target == Service.HOTLINE_12345.value:
+                outcome = Outcome.TRANSFERRED_12345
+                break
+    return {
+        "outcome": outcome.value,
+        "outcome_detail": None,
+        "outcome_source": "auto",
+        "outcome_by": None,
+        "outcome_at": ended["at"],
+    }

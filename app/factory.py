@@ -1,0 +1,88 @@
+"""``create_app(settings)``: wires settings, secrets, database, Redis and views into an application.
+
+Resources (engine, Redis client, notifier task) are opened and closed in ``cleanup_ctx``; the
+database is migrated to the newest revision there, before the first request (see :mod:`app.db`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from app import keys
+from app.auth import TokenBook
+from app.calls import http as calls_http
+from app.calls.services import CallService
+from app.db import Database, make_engine, upgrade_engine
+from app.harassment import http as harassment_http
+from app.harassment.services import HarassmentService
+from app.health import setup_routes as health_routes
+from app.http_util import MAX_BODY
+from app.middleware import auth_middleware, errors_middleware
+from app.notifier import EventNotifier
+from app.redis_link import RedisLink
+from hotline.secrets import Secrets, load_secrets
+from hotline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings, secrets: Secrets | None = None, *, migrate: bool = True
+) -> web.Application:
+    """The API application. ``secrets`` defaults to ``settings.secrets_file`` (read here, not at import).
+
+    ``migrate=False`` skips the upgrade at start; ``/ready`` then says 503 until someone migrates.
+    """
+    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
+    secrets = secrets if secrets is not None else load_secrets(settings.secrets_file)
+    app[keys.SETTINGS] = settings
+    app[keys.SECRETS] = secrets
+    app[keys.TOKENS] = TokenBook(secrets)
+    app.cleanup_ctx.append(_database(migrate))
+    app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_services)
+    health_routes(app)
+    calls_http.setup_routes(app)
+    harassment_http.setup_routes(app)
+    return app
+
+
+def _database(migrate: bool):  # noqa: ANN202 - a cleanup_ctx factory
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        engine = make_engine(app[keys.SETTINGS].effective_database_url, pool_pre_ping=True)
+        try:
+            if migrate:
+                await upgrade_engine(engine)
+            app[keys.DATABASE] = Database(engine)
+            yield
+        finally:
+            await engine.dispose()
+
+    return ctx
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    url = app[keys.SETTINGS].redis_url
+    link = RedisLink(url or None)
+    if not url:
+        log.warning("REDIS_URL not set: events are stored but not broadcast; harassment list unavailable")
+    app[keys.REDIS] = link
+    try:
+        yield
+    finally:
+        await link.close()
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    notifier = EventNotifier(app[keys.REDIS])
+    app[keys.NOTIFIER] = notifier
+    app[keys.HARASSMENT] = HarassmentService(app[keys.REDIS])
+    app[keys.CALLS] = CallService(app[keys.DATABASE], notifier)
+    notifier.start()
+    try:
+        yield
+    finally:
+        await notifier.stop()

@@ -1,0 +1,60 @@
+"""Error mapping and authentication, as aiohttp middlewares.
+
+Every failure leaves as JSON ``{"error_id", "message", "details"}``; an unexpected exception becomes
+``500 internal_error`` with one log line carrying the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from app import keys
+from app.auth import authorize
+from app.errors import ApiError, BodyTooLarge, InternalError, MethodNotAllowed, NotFound
+
+log = logging.getLogger(__name__)
+
+_BY_STATUS: dict[int, type[ApiError]] = {404: NotFound, 405: MethodNotAllowed, 413: BodyTooLarge}
+
+
+def error_response(err: ApiError, status: int | None = None) -> web.Response:
+    return web.json_response(err.to_json(), status=status or err.status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        cls = _BY_STATUS.get(exc.status)
+        err = cls() if cls else ApiError(exc.reason)
+        if cls is None:
+            err.error_id = f"http_{exc.status}"
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            err.details = {"allowed": sorted(exc.allowed_methods)}
+        resp = error_response(err, status=exc.status)
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            resp.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+        return resp
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.rel_url.path)
+        return error_response(InternalError())
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.match_info.http_exception is not None:  # unknown route or method: answer that first
+        return await handler(request)
+    principal = authorize(
+        request.match_info.handler, request.headers.get("Authorization"), request.app[keys.TOKENS]
+    )
+    if principal is not None:
+        request[keys.PRINCIPAL] = principal
+    return await handler(request)
