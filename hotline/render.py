@@ -108,7 +108,7 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int) 
             f"member => PJSIP/{s},0,{s}\n" for s in site.linkage[svc]
         )
     files["applicationmap.conf"] = "; feature codes of the call flows are added here\n"
-    files["globals.conf"] = f"HOTLINE_AGI = {agi_host}:{agi_port}\n"
+    files["globals.conf"] = f"HOTLINE_AGI={agi_host}:{agi_port}\n"
     numbers = []
     for svc in Service:
         for num in site.numbers[svc]:

@@ -1,0 +1,273 @@
+"""``hotline``: every command an admin (or a test, or a demo) runs.
+
+    hotline setup                      secrets, Asterisk runtime, database
+    hotline up                         the whole stack until Ctrl-C
+    hotline asterisk build|start|stop|status|cli [CMD]
+    hotline dialplan check|reload
+    hotline db upgrade
+    hotline api                        the API service alone
+    hotline seat SEAT                  a SIPp softphone that registers and answers (demo)
+    hotline call NUMBER                a SIPp caller on the trunk (demo)
+    hotline route ...                  the routing engine (see `hotline route --help`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from hotline.settings import Settings, SettingsError
+from hotline.site import SiteError, load_site
+
+log = logging.getLogger("hotline")
+
+
+def _instance(settings: Settings):  # noqa: ANN202
+    from hotline.asterisk_runtime import AsteriskInstance
+    from hotline.secrets import ensure_secrets
+
+    site = load_site(settings.site_file)
+    secrets = ensure_secrets(settings.secrets_file, site.all_seats)
+    return AsteriskInstance(rootfs=settings.asterisk_rootfs, name=settings.asterisk_instance,
+                            conf_dir=settings.conf_dir, site=site, secrets=secrets,
+                            agi_host=site.agi_host, agi_port=settings.agi_port)
+
+
+def cmd_setup(settings: Settings, _args: argparse.Namespace) -> int:
+    from app.db import upgrade
+    from hotline.asterisk_runtime import build_rootfs
+    from hotline.secrets import ensure_secrets
+
+    site = load_site(settings.site_file)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_secrets(settings.secrets_file, site.all_seats)
+    print(f"secrets: {settings.secrets_file}")
+    build_rootfs(settings.asterisk_rootfs)
+    print(f"asterisk runtime: {settings.asterisk_rootfs}")
+    upgrade(settings.effective_database_url)
+    print(f"database: {settings.effective_database_url} (migrated)")
+    return 0
+
+
+def cmd_up(settings: Settings, _args: argparse.Namespace) -> int:
+    from hotline.stack import Stack
+
+    async def run() -> None:
+        stack = Stack.from_settings(settings, instance_name=settings.asterisk_instance)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stack.start()
+            print("hotline stack is up:")
+            for k, v in stack.describe().items():
+                print(f"  {k:9} {v}")
+            print("Ctrl-C stops everything.", flush=True)
+            await stop.wait()
+        finally:
+            print("stopping ...", flush=True)
+            await stack.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.asterisk_runtime import build_rootfs
+
+    if args.action == "build":
+        build_rootfs(settings.asterisk_rootfs, force=args.force)
+        print(f"asterisk runtime ready at {settings.asterisk_rootfs}")
+        return 0
+    inst = _instance(settings)
+    if args.action == "start":
+        build_rootfs(settings.asterisk_rootfs)
+        inst.start()
+        print(json.dumps(inst.status(), indent=2))
+    elif args.action == "stop":
+        inst.stop()
+        print("stopped")
+    elif args.action == "status":
+        st = inst.status()
+        print(json.dumps(st, indent=2))
+        return 0 if st["running"] else 3
+    elif args.action == "cli":
+        if args.command:
+            print(inst.cli(" ".join(args.command)), end="")
+        else:
+            os.execvp(inst.interactive_cli_cmd()[0], inst.interactive_cli_cmd())
+    return 0
+
+
+def dialplan_check(settings: Settings) -> list[str]:
+    """Lint with asterisklint, then load it in a throwaway Asterisk and read `dialplan show`."""
+    from hotline.asterisk_runtime import AsteriskInstance, build_rootfs
+    from hotline.names import CTX_AGI_FAIL, CTX_FROM_TRUNK, CTX_INTAKE, CTX_SEATS, CTX_SUPERVISORS
+    from hotline.ports import free_port, free_port_pair
+    from hotline.render import render
+    from hotline.secrets import ensure_secrets
+
+    problems: list[str] = []
+    site = load_site(settings.site_file)
+    secrets = ensure_secrets(settings.secrets_file, site.all_seats)
+    with tempfile.TemporaryDirectory() as tmp:
+        render(settings.conf_dir, Path(tmp), site, secrets, agi_host=site.agi_host,
+               agi_port=settings.agi_port)
+        lint = Path(sys.executable).with_name("asterisklint")
+        res = subprocess.run([str(lint), "dialplan-check", "extensions.conf"], cwd=tmp,
+                             capture_output=True, text=True)
+        problems += [f"asterisklint: {line}" for line in (res.stdout + res.stderr).splitlines()
+                     if line.strip()]
+    build_rootfs(settings.asterisk_rootfs)
+    check_site = site.with_ports(sip_port=free_port_pair(), ami_port=free_port(),
+                                 agi_port=settings.agi_port, rtp_start=site.rtp_start)
+    inst = AsteriskInstance(rootfs=settings.asterisk_rootfs, name="dialplan-check",
+                            conf_dir=settings.conf_dir, site=check_site, secrets=secrets,
+                            agi_host=site.agi_host, agi_port=settings.agi_port)
+    inst.start()
+    try:
+        shown = inst.cli("dialplan show")
+        for ctx in (CTX_FROM_TRUNK, CTX_INTAKE, CTX_SEATS, CTX_SUPERVISORS, CTX_AGI_FAIL):
+            if f"[ Context '{ctx}'" not in shown:
+                problems.append(f"asterisk: context {ctx!r} missing after load")
+        logfile = inst.paths.host_dir("log") / "messages.log"
+        for line in logfile.read_text(errors="replace").splitlines():
+            if ("ERROR" in line or "WARNING" in line) and ("pbx_config" in line or "extensions" in line
+                                                           or "config.c" in line):
+                problems.append(f"asterisk: {line.strip()}")
+    finally:
+        inst.stop()
+    return problems
+
+
+def cmd_dialplan(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "check":
+        problems = dialplan_check(settings)
+        for p in problems:
+            print(p)
+        print("dialplan OK" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+    inst = _instance(settings)
+    if not inst.running():
+        print("asterisk is not running", file=sys.stderr)
+        return 3
+    from hotline.reload import reload_via_ami
+
+    inst.prepare()  # re-render asterisk_conf/ and the site values into the instance
+    result = asyncio.run(reload_via_ami(inst))
+    print(json.dumps(result, indent=2))
+    return 0 if all(v == "Success" for v in result.values()) else 1
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from app.db import upgrade
+
+    upgrade(settings.effective_database_url)
+    print(f"database at head: {settings.effective_database_url}")
+    return 0
+
+
+def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
+    from app.main import serve
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_seat(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.secrets import load_secrets
+    from hotline.sipp import Seat
+
+    site = load_site(settings.site_file)
+    pw = load_secrets(settings.secrets_file).sip_passwords[args.seat]
+    seat = Seat(args.seat, pw, f"{site.sip_bind}:{site.sip_port}").start()
+    print(f"seat {args.seat} registered on port {seat.port}; answering calls (Ctrl-C stops)")
+    try:
+        assert seat.uas is not None and seat.uas.proc is not None
+        seat.uas.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        seat.stop()
+    return 0
+
+
+def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.sipp import place_call
+
+    site = load_site(settings.site_file)
+    run = place_call(asterisk=f"{site.sip_bind}:{site.sip_port}", service=args.number,
+                     caller=args.caller, talk_ms=int(args.talk * 1000), local_ip=site.trunk_hosts[0])
+    rc = run.wait(args.talk + 120)
+    print("call completed" if rc == 0 else f"call failed (sipp rc={rc}): {run.errors()}")
+    return rc
+
+
+def cmd_route(_settings: Settings, argv: list[str]) -> int:
+    from routing.cli import main as route_main
+
+    return int(route_main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hotline", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("setup", help="generate secrets, build the Asterisk runtime, migrate the database")
+    sub.add_parser("up", help="run Asterisk, Redis, API, FastAGI and the AMI listener until Ctrl-C")
+    a = sub.add_parser("asterisk", help="the Asterisk 22 runtime (chroot)")
+    a.add_argument("action", choices=["build", "start", "stop", "status", "cli"])
+    a.add_argument("command", nargs="*", help="for cli: one CLI command to run")
+    a.add_argument("--force", action="store_true", help="for build: rebuild even if cached")
+    d = sub.add_parser("dialplan", help="check or reload the dialplan")
+    d.add_argument("action", choices=["check", "reload"])
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade"])
+    sub.add_parser("api", help="run the API service alone")
+    s = sub.add_parser("seat", help="a SIPp softphone seat that registers and answers")
+    s.add_argument("seat")
+    c = sub.add_parser("call", help="place a call from the trunk (SIPp)")
+    c.add_argument("number", help="dialled number, e.g. 12345 or 110")
+    c.add_argument("--caller", default="13800138000")
+    c.add_argument("--talk", type=float, default=10.0, help="seconds before the caller hangs up")
+    sub.add_parser("route", help="the routing engine", add_help=False)
+    return p
+
+
+COMMANDS = {"setup": cmd_setup, "up": cmd_up, "asterisk": cmd_asterisk, "dialplan": cmd_dialplan,
+            "db": cmd_db, "api": cmd_api, "seat": cmd_seat, "call": cmd_call}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    if argv and argv[0] == "route":
+        return cmd_route(settings, argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.cmd](settings, args)
+    except (SiteError, SettingsError) as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The whole stack in one process tree: Asterisk (chroot), Redis, the API, FastAGI, the AMI listener.
+
+``hotline up`` runs it until Ctrl-C; the integration tests run the same class on free ports with a
+private state directory, and use its ``stop_*`` / ``start_*`` methods to take parts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from agi.server import AgiServer, start_agi_server
+from app.factory import create_app
+from call_flows.listener import AmiListener
+from call_flows.live_state import LiveCalls
+from call_flows.mapping import MappingConfig
+from hotline.asterisk_runtime import AsteriskInstance, build_rootfs
+from hotline.ports import free_port, free_port_pair
+from hotline.redis_server import RedisServer
+from hotline.render import AMI_USER
+from hotline.secrets import Secrets, ensure_secrets
+from hotline.settings import Settings
+from hotline.sink import EventSink
+from hotline.site import Site, load_site
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    site: Site
+    instance_name: str = "default"
+    build_if_missing: bool = True
+    secrets: Secrets | None = None
+    redis_server: RedisServer | None = None
+    asterisk: AsteriskInstance | None = None
+    agi: AgiServer | None = None
+    ami: AmiListener | None = None
+    sink: EventSink | None = None
+    redis: Redis | None = None
+    _runner: web.AppRunner | None = None
+    _extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kw: Any) -> Stack:
+        return cls(settings=settings, site=load_site(settings.site_file), **kw)
+
+    @classmethod
+    def for_tests(cls, settings: Settings, instance_name: str) -> Stack:
+        """Same stack on free ports, so a test run never collides with `hotline up`."""
+        site = load_site(settings.site_file)
+        rtp = 30000 + (free_port() % 200) * 100
+        site = site.with_ports(sip_port=free_port_pair(), ami_port=free_port(),
+                               agi_port=free_port(), rtp_start=rtp)
+        settings = settings.with_(api_port=free_port(), agi_port=site.agi_port,
+                                  asterisk_instance=instance_name)
+        return cls(settings=settings, site=site, instance_name=instance_name)
+
+    # --- parts -----------------------------------------------------------------------------------
+
+    @property
+    def sip_address(self) -> str:
+        return f"{self.site.sip_bind}:{self.site.sip_port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.settings.effective_api_base_url
+
+    def start_redis_server(self) -> None:
+        if self.settings.redis_url and self.redis_server is None:
+            return
+        if self.redis_server is None:
+            self.redis_server = RedisServer()
+        self.redis_server.start()
+        self.settings = self.settings.with_(redis_url=self.redis_server.url)
+
+    def start_asterisk(self) -> None:
+        assert self.secrets is not None
+        if self.asterisk is None:
+            if self.build_if_missing:
+                build_rootfs(self.settings.asterisk_rootfs)
+            self.asterisk = AsteriskInstance(
+                rootfs=self.settings.asterisk_rootfs, name=self.instance_name,
+                conf_dir=self.settings.conf_dir, site=self.site, secrets=self.secrets,
+                agi_host=self.site.agi_host, agi_port=self.settings.agi_port)
+        self.asterisk.start()
+
+    async def start_api(self) -> None:
+        app = create_app(self.settings, self.secrets)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.settings.api_host, self.settings.api_port).start()
+
+    async def start_agi(self) -> None:
+        self.agi = await start_agi_server(self.settings, redis=self.redis, sink=self.sink,
+                                          host=self.site.agi_host, port=self.settings.agi_port)
+
+    async def stop_agi(self) -> None:
+        if self.agi is not None:
+            await self.agi.stop()
+            self.agi = None
+
+    async def start_ami(self, wait: float = 15.0) -> None:
+        assert self.secrets is not None
+        numbers = {n: svc for svc, nums in self.site.numbers.items() for n in nums}
+        self.ami = AmiListener(host=self.site.ami_bind, port=self.site.ami_port, username=AMI_USER,
+                               secret=self.secrets.ami_secret, sink=self.sink,
+                               live=LiveCalls(self.redis), mapping=MappingConfig(numbers=numbers))
+        await self.ami.start(wait=wait)
+
+    # --- whole stack ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.secrets = ensure_secrets(self.settings.secrets_file, self.site.all_seats)
+        await asyncio.to_thread(self.start_redis_server)
+        self.redis = Redis.from_url(self.settings.redis_url, socket_timeout=0.5,
+                                    socket_connect_timeout=0.5)
+        await self.start_api()
+        self.sink = EventSink.from_settings(self.settings, self.secrets.token_for("service"))
+        await self.sink.start()
+        await self.start_agi()
+        await asyncio.to_thread(self.start_asterisk)
+        await self.start_ami()
+        await self.wait_healthy()
+
+    async def wait_healthy(self, timeout: float = 20.0) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        last: dict[str, Any] = {}
+        async with aiohttp.ClientSession() as http:
+            while asyncio.get_running_loop().time() < deadline:
+                try:
+                    async with http.get(f"{self.api_url}/ready") as r:
+                        last = await r.json()
+                        if r.status == 200 and self.ami is not None and self.ami.client.connected:
+                            return last
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise RuntimeError(f"stack not healthy within {timeout}s: {last}")
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "api": self.api_url,
+            "fastagi": f"agi://{self.site.agi_host}:{self.settings.agi_port}",
+            "sip": f"udp/tcp {self.sip_address} (trunk from {', '.join(self.site.trunk_hosts)})",
+            "ami": f"{self.site.ami_bind}:{self.site.ami_port}",
+            "redis": self.settings.redis_url,
+            "database": self.settings.effective_database_url,
+            "asterisk": f"instance {self.instance_name} in {self.settings.asterisk_rootfs}",
+            "secrets": str(self.settings.secrets_file),
+        }
+
+    async def stop(self) -> None:
+        if self.ami is not None:
+            await self.ami.close()
+        await self.stop_agi()
+        if self.asterisk is not None:
+            await asyncio.to_thread(self.asterisk.stop)
+        if self.sink is not None:
+            await self.sink.aclose(timeout=3)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.redis_server is not None:
+            await asyncio.to_thread(self.redis_server.stop)
+
+
+def state_dir_for(base: Path, name: str) -> Path:
+    return base / name
