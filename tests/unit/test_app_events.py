@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 
@@ -157,3 +158,15 @@ async def test_outcome_event_posted_by_a_flow(api) -> None:
         "120",
         "flow",
     )
+
+
+async def test_concurrent_writers_converge(api) -> None:
+    calls = [f"1701.{n}" for n in range(6)]
+    events = [e for lid in calls for e in api.answered_call(lid)]
+    random.Random(3).shuffle(events)
+    results = await asyncio.gather(*(api.post_events(e) for e in events + events[:10]))
+    assert all(status == 200 for status, _ in results)
+    assert sum(body["new"] for _, body in results) == len(events)
+    for lid in calls:
+        _, call = await api.get_call(lid)
+        assert (call["event_count"], call["total_s"], call["outcome"]) == (6, 70.0, "resolved_on_call")
