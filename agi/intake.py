@@ -40,8 +40,8 @@ DAY_S = 24 * 3600
 HISTORY_KEEP_S = 7 * DAY_S          # history older than this is trimmed on every call
 HISTORY_TTL_S = HISTORY_KEEP_S + 3600
 REPEAT_CALLS_24H = 3                # this call is at least the 3rd from the number within 24 h
-PRIORITY_NORMAL = 10                # QUEUE_PRIO: higher is served first
-PRIORITY_HARASSMENT = 1             # served after everyone else, never refused
+PRIORITY_NORMAL = 0                 # QUEUE_PRIO, higher served first; 0 = the dialplan's own default,
+PRIORITY_HARASSMENT = -1            # so a degraded intake never ranks below a flagged number; never refused
 REDIS_TIMEOUT_S = 0.15
 REDIS_RETRY_AFTER_S = 1.0           # after a Redis failure, skip it this long (calls keep flowing fast)
 

@@ -163,7 +163,7 @@ async def test_harassment_lowers_priority_but_still_queues(redis, numbers):
     await redis.sadd(redis_keys.HARASSMENT_SET, caller)
     d = await svc.intake(IntakeRequest("110", linkedid(), f'"X" <{caller}>'))
     assert d.variables[VAR_FLAGS] == "harassment"
-    assert d.variables[VAR_PRIORITY] == str(PRIORITY_HARASSMENT) < str(PRIORITY_NORMAL)
+    assert int(d.variables[VAR_PRIORITY]) == PRIORITY_HARASSMENT < PRIORITY_NORMAL
     assert d.variables[VAR_QUEUE] == Q110 and d.variables[VAR_INTAKE] == "ok"
 
 
