@@ -1,0 +1,279 @@
+"""The routing engine: text + receiving platform -> action, category, danger, linkage, reasons.
+
+The notice's rules, in the order they are applied to each matter:
+
+1. danger to life, property or public order -> 110 acts first
+   (at 12345: ``handover_110`` for part C, ``transfer_110`` otherwise; at 110: ``accept``, or
+   ``handle_then_transfer`` for part D);
+2. clearly the other side's -> the category's action at that platform (transfer);
+3. unclear or shared between 12345 and 110 (close scores for a 12345 and a 110 category)
+   -> ``three_way``; nothing matched -> the platform that took the call keeps it (``accept``);
+4. outside both (X) -> ``guide``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hotline.contracts import Service
+
+from .errors import RoutingInputError
+from .result import Matter, RouteResult
+from .rules import DANGER, Category, Phrase, RuleSet, load_rules
+from .text import Segmented, apply_homophones, has_chinese, make_tokenizer, negated_by, normalise, segment
+
+MAX_TEXT_CHARS = 20_000
+NO_CHINESE_REASON = "no Chinese text to route: explain and guide the caller (interpreter or written channel)"
+PLATFORMS = (Service.HOTLINE_12345.value, Service.POLICE_110.value)
+TO_110 = frozenset({"transfer_110", "handover_110"})
+THREE_WAY_RATIO = 0.8  # a rival from the other side this close to the leader makes the case shared
+MAX_ALTERNATIVES = 5
+MAX_SLOT_VALUES = 5
+_OWNER = {"A": "12345", "B": "110", "C": "110"}  # D is shared by design, X belongs to neither
+
+
+@dataclass(frozen=True)
+class _State:
+    rules: RuleSet
+    tokenizer: Any
+
+
+@dataclass(frozen=True)
+class _Hit:
+    phrase: Phrase
+    matched: str
+
+
+@dataclass
+class _Scored:
+    text: str
+    scores: dict[str, float] = field(default_factory=dict)
+    hits: list[_Hit] = field(default_factory=list)
+    negated: list[str] = field(default_factory=list)
+
+
+class Router:
+    """Load the rules once, route many texts. ``reload()`` swaps in new rules atomically."""
+
+    def __init__(self, data_dir: Path | str | None = None) -> None:
+        self._data_dir = data_dir
+        self._state = self._build()
+
+    def _build(self) -> _State:
+        rules = load_rules(self._data_dir)
+        return _State(rules, make_tokenizer(rules))
+
+    def reload(self) -> str:
+        """Re-read the data files. On error the old rules stay in service and the error is raised."""
+        state = self._build()
+        self._state = state  # one reference assignment: a route in progress keeps the old state
+        return state.rules.version
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._state.rules
+
+    @property
+    def version(self) -> str:
+        return self._state.rules.version
+
+    # ------------------------------------------------------------------ public API
+    def route(self, text: str, at: str = "12345") -> RouteResult:
+        state = self._state
+        rules = state.rules
+        at = _check_platform(at)
+        clean = _check_text(text)
+        if not has_chinese(clean):
+            return RouteResult(
+                at=at, action="guide", category=None, alternatives=[], life_threat=False, linkage=[],
+                slots={name: [] for name in rules.slots},
+                reasons=[NO_CHINESE_REASON],
+                matters=[], rules_version=rules.version,
+            )
+        clean, variant_reasons = apply_homophones(clean, rules)
+        whole = self._score(clean, state)
+        matters = self._matters(clean, whole, at, state)
+        main = matters[0]
+        return RouteResult(
+            at=at,
+            action=main.action,
+            category=main.category,
+            alternatives=_alternatives(whole, rules),
+            life_threat=any(m.life_threat for m in matters),
+            linkage=_unique(h for m in matters for h in m.linkage),
+            slots=_slots(clean, rules),
+            reasons=variant_reasons + [r for m in matters for r in m.reasons],
+            matters=matters,
+            rules_version=rules.version,
+        )
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, text: str, state: _State) -> _Scored:
+        rules = state.rules
+        seg: Segmented | None = None
+        out = _Scored(text)
+        for phrase in rules.phrases:
+            for m in phrase.pattern.finditer(text):
+                if phrase.negatable:
+                    if seg is None:  # segment lazily: most texts need it, short ones may not
+                        seg = segment(text, state.tokenizer, rules)
+                    cue = negated_by(seg, m.start(), rules)
+                    if cue is not None:
+                        out.negated.append(f"'{m.group()}' ignored: negated by '{cue}'")
+                        continue
+                out.hits.append(_Hit(phrase, m.group()))
+                if phrase.code != DANGER:
+                    out.scores[phrase.code] = out.scores.get(phrase.code, 0.0) + phrase.weight
+                break  # one hit per phrase
+        return out
+
+    def _matters(self, text: str, whole: _Scored, at: str, state: _State) -> list[Matter]:
+        rules = state.rules
+        pieces = [p for p in _split(text, rules) if p.strip()]
+        if len(pieces) > 1:
+            parts = [self._score(p, state) for p in pieces]
+            matters = [_decide(s, at, rules) for s in parts if s.scores]
+            if len({m.category["code"] for m in matters if m.category}) > 1:
+                return sorted(matters, key=_urgency)
+        return [_decide(whole, at, rules)]
+
+
+# ---------------------------------------------------------------------- decisions
+def _decide(scored: _Scored, at: str, rules: RuleSet) -> Matter:
+    cats = rules.categories
+    generic_danger = [h for h in scored.hits if h.phrase.code == DANGER]
+    if not scored.scores and not generic_danger:
+        return Matter(
+            text=scored.text, action="accept", category=None, score=0.0, life_threat=False, linkage=[],
+            reasons=scored.negated + ["no rule matched: the platform that took the call keeps it (首接负责)"],
+        )
+    ranked = sorted(scored.scores.items(), key=lambda kv: (-kv[1], cats[kv[0]].order))
+    life_codes = {h.phrase.code for h in scored.hits if h.phrase.life and h.phrase.code != DANGER}
+    danger = bool(life_codes or generic_danger)
+    if life_codes:
+        code = min(life_codes, key=lambda c: (-scored.scores[c], cats[c].order))
+    elif generic_danger:
+        # danger without a category of its own: the best 110-side category leads, else rescue (B5)
+        police = [c for c, _ in ranked if cats[c].part in "BCD"]
+        code = police[0] if police else (ranked[0][0] if ranked and cats[ranked[0][0]].part != "X" else "B5")
+    else:
+        code = ranked[0][0]
+    cat = cats[code]
+    score = scored.scores.get(code, 0.0)
+    reasons = [_hit_reason(h, cats) for h in scored.hits] + scored.negated
+    action = cat.actions[at]
+    if danger:
+        if at == "12345":
+            action = "handover_110" if cat.part == "C" else "transfer_110"
+            reasons.append(f"rule: danger to life, property or public order -> 110 first ({action})")
+        else:
+            action = action if action in ("accept", "handle_then_transfer") else "accept"
+            reasons.append(f"rule: danger to life, property or public order -> 110 acts at once ({action})")
+    else:
+        rival = _rival(cat, score, ranked, cats)
+        if rival is not None:
+            action = "three_way"
+            reasons.append(
+                f"rule: shared or unclear ({code} {scored.scores[code]:g} vs {rival.code} "
+                f"{scored.scores[rival.code]:g}) -> three-way call; if still undecided, {at} keeps it"
+            )
+        elif cat.part == "X":
+            reasons.append("rule: outside both 12345 and 110 -> explain and guide")
+        else:
+            reasons.append(f"rule: {code} {cat.name_zh} at {at} -> {action}")
+    linkage = _unique(
+        [h for hit in scored.hits if hit.phrase.code == code or hit.phrase.life for h in hit.phrase.linkage]
+        + list(cat.linkage)
+    )
+    return Matter(
+        text=scored.text, action=action, category=cat.ref(), score=score,
+        life_threat=danger, linkage=linkage, reasons=reasons,
+    )
+
+
+def _hit_reason(h: _Hit, cats: dict[str, Category]) -> str:
+    if h.phrase.code == DANGER:
+        return f"'{h.matched}' -> danger marker"
+    return (
+        f"'{h.matched}' -> {h.phrase.code} {cats[h.phrase.code].name_zh} (+{h.phrase.weight:g}"
+        f"{', danger' if h.phrase.life else ''})"
+    )
+
+
+def _rival(
+    cat: Category, score: float, ranked: list[tuple[str, float]], cats: dict[str, Category]
+) -> Category | None:
+    owner = _OWNER.get(cat.part)
+    if owner is None:
+        return None
+    for code, s in ranked:
+        other = _OWNER.get(cats[code].part)
+        if other is not None and other != owner:
+            return cats[code] if s >= THREE_WAY_RATIO * score else None
+    return None
+
+
+_ACTION_URGENCY = {"handover_110": 0, "transfer_110": 1, "accept": 2, "handle_then_transfer": 2,
+                   "three_way": 3, "transfer_12345": 4, "guide": 5}
+
+
+def _urgency(m: Matter) -> tuple[int, int, float]:
+    return (0 if m.life_threat else 1, _ACTION_URGENCY.get(m.action, 9), -m.score)
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_platform(at: Any) -> str:
+    at = str(at.value if isinstance(at, Service) else at)
+    if at not in PLATFORMS:
+        raise RoutingInputError("route.invalid_at", f"'at' must be one of {', '.join(PLATFORMS)}")
+    return at
+
+
+def _check_text(text: Any) -> str:
+    if not isinstance(text, str):
+        raise RoutingInputError("route.invalid_text", "'text' must be a string")
+    if len(text) > MAX_TEXT_CHARS:
+        raise RoutingInputError(
+            "route.text_too_long", f"text has {len(text)} characters; the limit is {MAX_TEXT_CHARS}", 413
+        )
+    clean = normalise(text)
+    if not clean:
+        raise RoutingInputError("route.empty_text", "text is empty (or only spaces and control characters)")
+    return clean
+
+
+def _split(text: str, rules: RuleSet) -> list[str]:
+    pieces, last = [], 0
+    for m in rules.matter_markers.finditer(text):
+        pieces.append(text[last:m.start()])
+        last = m.end()
+    pieces.append(text[last:])
+    return pieces
+
+
+def _alternatives(scored: _Scored, rules: RuleSet) -> list[dict[str, Any]]:
+    total = sum(scored.scores.values()) or 1.0
+    ranked = sorted(scored.scores.items(), key=lambda kv: (-kv[1], rules.categories[kv[0]].order))
+    return [
+        {**rules.categories[code].ref(), "score": round(s, 2), "share": round(s / total, 3)}
+        for code, s in ranked[:MAX_ALTERNATIVES]
+    ]
+
+
+def _slots(text: str, rules: RuleSet) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, patterns in rules.slots.items():
+        found: list[str] = []
+        for pattern in patterns:
+            for m in pattern.finditer(text):
+                value = m.group().strip()
+                if value and value not in found and not any(value in f for f in found):
+                    found.append(value)
+        out[name] = found[:MAX_SLOT_VALUES]
+    return out
+
+
+def _unique(items: Any) -> list[str]:
+    return list(dict.fromkeys(items))
