@@ -185,8 +185,9 @@ class SippRun:
                "-error_file", str(self.workdir / "errors.log")]
         # -bg forks; we want to own the process, so run in foreground with no stdin instead.
         cmd.remove("-bg")
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with open(self.workdir / "stderr.log", "wb") as err:
+            self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err)
         return self
 
     def wait(self, timeout: float) -> int:
@@ -207,8 +208,12 @@ class SippRun:
                 self.proc.wait()
 
     def errors(self) -> str:
-        p = self.workdir / "errors.log"
-        return p.read_text(errors="replace")[-3000:] if p.exists() else ""
+        out = []
+        for name in ("errors.log", "stderr.log"):
+            p = self.workdir / name
+            if p.exists():
+                out.append(p.read_text(errors="replace")[-3000:])
+        return "\n".join(out)
 
 
 def place_call(*, asterisk: str, service: str, caller: str, talk_ms: int = 2000,
@@ -222,7 +227,6 @@ def place_call(*, asterisk: str, service: str, caller: str, talk_ms: int = 2000,
         args += ["-r", str(rate)]
     else:
         args += ["-r", str(max(1, concurrency))]
-    args += ["-nr"] if False else []
     return SippRun(args, caller_scenario(talk_ms)).start()
 
 
@@ -259,6 +263,15 @@ class Seat:
 
     def start(self) -> Seat:
         self.register()
+        return self._start_uas()
+
+    def reregister(self) -> None:
+        """Register again from the same port (as a phone does after a PBX restart)."""
+        self.stop()
+        self.register()
+        self._start_uas()
+
+    def _start_uas(self) -> Seat:
         self.uas = SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-key", "seat",
                             self.seat, "-mi", self.local_ip, "-mp", "0", "-nostdin"],
                            seat_scenario(self.ring_ms)).start()

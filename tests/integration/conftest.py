@@ -1,0 +1,75 @@
+"""The integration tier: the whole stack on real parts (Asterisk 22 in its chroot, SIPp, Redis,
+SQLite/PostgreSQL), on free ports with a private state directory.
+
+Nothing here is skipped when a part is missing: the Asterisk runtime is built if it is not cached,
+and a missing SIPp or root fails loudly, because CI must prove the real path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from e2e_support import Api
+
+from hotline.contracts import Service
+from hotline.settings import Settings
+from hotline.sipp import Seat
+from hotline.stack import Stack
+
+
+def _require_real_parts() -> None:
+    missing = [tool for tool in ("sipp", "mmdebstrap", "redis-server") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"integration tier needs {missing} (the README's test command installs them)")
+    if os.geteuid() != 0:
+        pytest.fail("integration tier needs root (chroot for the Asterisk runtime)")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    _require_real_parts()
+    state = tmp_path_factory.mktemp("state")
+    env = Settings.from_env()
+    settings = Settings(state_dir=state, site_file=env.site_file, conf_dir=env.conf_dir,
+                        database_url=os.environ.get("HOTLINE_TEST_DATABASE_URL", ""),
+                        asterisk_rootfs=env.asterisk_rootfs, agi_budget_ms=400)
+    st = Stack.for_tests(settings, instance_name=f"test-{uuid.uuid4().hex[:6]}")
+    await st.start()
+    try:
+        yield st
+    finally:
+        await st.stop()
+        if st.asterisk is not None:
+            shutil.rmtree(st.asterisk.paths.host, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def seats(stack: Stack) -> Iterator[dict[str, Seat]]:
+    """Every operator seat of both platforms, registered (digest auth) and answering."""
+    assert stack.secrets is not None
+    running: dict[str, Seat] = {}
+    try:
+        for svc in Service:
+            for seat_id in stack.site.operators[svc]:
+                running[seat_id] = Seat(seat_id, stack.secrets.sip_passwords[seat_id],
+                                        stack.sip_address).start()
+        yield running
+    finally:
+        for seat in running.values():
+            seat.stop()
+
+
+@pytest.fixture
+def api(stack: Stack) -> Api:
+    return Api(stack)
+
+
+@pytest.fixture(scope="session")
+def rootfs_path() -> Path:
+    return Settings.from_env().asterisk_rootfs

@@ -1,0 +1,77 @@
+"""Helpers for the integration tests: an API client, SIPp calls, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+
+from hotline.sipp import place_call
+from hotline.stack import Stack
+
+
+class Api:
+    """A small client for the tests, authenticated as a supervisor."""
+
+    def __init__(self, stack: Stack) -> None:
+        assert stack.secrets is not None
+        self.base = stack.api_url
+        self.headers = {"Authorization": f"Bearer {stack.secrets.token_for('supervisor')}"}
+
+    async def get(self, path: str, **params: Any) -> Any:
+        async with aiohttp.ClientSession(headers=self.headers) as s, \
+                s.get(self.base + path, params=params) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    async def call_of(self, caller: str, *, timeout: float = 20.0,
+                      until: str = "outcome") -> dict[str, Any]:
+        """Wait until the call from ``caller`` has ``until`` set; return it with its timeline."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            page = await self.get("/api/calls", limit=100)
+            for c in page["calls"]:
+                if c["caller"] == caller:
+                    last = await self.get(f"/api/calls/{c['linkedid']}")
+                    if last.get(until):
+                        return last
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"call from {caller} not recorded with {until!r} in {timeout}s: {last}")
+
+
+_counter = iter(range(10_000))
+
+
+def new_caller() -> str:
+    """A unique caller number per call so a test finds its own call."""
+    return f"139{int(time.time()) % 100000:05d}{next(_counter):03d}"
+
+
+async def call(stack: Stack, service: str, caller: str, talk_s: float, *, timeout: float = 60) -> int:
+    run = place_call(asterisk=stack.sip_address, service=service, caller=caller,
+                     talk_ms=int(talk_s * 1000), local_ip=stack.site.trunk_hosts[0])
+    rc = await asyncio.to_thread(run.wait, timeout)
+    assert rc == 0, f"SIPp caller failed (rc={rc}): {run.errors()}"
+    return rc
+
+
+def timeline_types(c: dict[str, Any]) -> list[str]:
+    return [e["type"] for e in c["timeline"]]
+
+
+def sources_of(c: dict[str, Any], type_: str) -> set[str]:
+    return {e["source"] for e in c["timeline"] if e["type"] == type_}
+
+
+def wait_until(pred: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
