@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what is needed, then run every check CI runs: lint, types, the dialplan check, the
+# routing evaluation floors, and the whole test suite (unit + integration against real Asterisk 22,
+# SIPp, Redis, SQLite and PostgreSQL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh
+
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== mypy"
+.venv/bin/mypy hotline agi call_flows app routing
+echo "== dialplan check (asterisklint + Asterisk's own load)"
+.venv/bin/hotline dialplan check
+if [ -f routing/cli.py ]; then
+  echo "== routing evaluation (fails under the floors)"
+  .venv/bin/hotline route eval --floors
+fi
+echo "== pytest"
+.venv/bin/pytest -p no:cacheprovider "$@"
