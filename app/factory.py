@@ -52,7 +52,9 @@ def create_app(
 
 def _database(migrate: bool):  # noqa: ANN202 - a cleanup_ctx factory
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        engine = make_engine(app[keys.SETTINGS].effective_database_url, pool_pre_ping=True)
+        url = app[keys.SETTINGS].effective_database_url
+        # Pre-ping survives a PostgreSQL restart; a SQLite file needs no such check (and it costs a hop).
+        engine = make_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         try:
             if migrate:
                 await upgrade_engine(engine)

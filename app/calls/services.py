@@ -76,7 +76,22 @@ class CallService:
         self.db = db
         self.notifier = notifier
         self.clock = clock
-        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        # Statements are built once so SQLAlchemy's compiled cache always hits on the hot path.
+        insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        self._insert_events = (
+            insert(CallEventRow)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(CallEventRow.event_id)
+        )
+        upsert = insert(Call)
+        self._lock_calls = upsert.on_conflict_do_update(
+            index_elements=["linkedid"], set_={"updated_at": upsert.excluded.updated_at}
+        ).returning(Call.id, Call.linkedid)
+        self._events_of_calls = select(*(getattr(CallEventRow, c) for c in EVENT_COLUMNS)).where(
+            CallEventRow.linkedid.in_(bindparam("linkedids", expanding=True))
+        )
+        table = Call.__table__
+        self._update_call = update(table).where(table.c.id == bindparam("b_id"))
 
     # --- writing ----------------------------------------------------------------------------------
     async def record(self, events: list[CallEvent]) -> RecordResult:
@@ -97,12 +112,11 @@ class CallService:
         for r in rows:
             r["type"] = str(r["type"])
             r["service"] = str(r["service"]) if r["service"] else None
-        ins = self._insert(CallEventRow).on_conflict_do_nothing(index_elements=["event_id"])
-        new_ids = {r.event_id for r in await conn.execute(ins.returning(CallEventRow.event_id), rows)}
+        new_ids = {r.event_id for r in await conn.execute(self._insert_events, rows)}
         stored = [r for r in rows if r["event_id"] in new_ids]
         if stored:
             await self._refresh_calls(conn, sorted({r["linkedid"] for r in stored}), now)
-            for r in stored:
+            for r in stored if log.isEnabledFor(logging.DEBUG) else ():
                 log.debug(
                     "event %s %s %s caller=%s",
                     r["linkedid"],
@@ -115,27 +129,17 @@ class CallService:
     async def _refresh_calls(self, conn: AsyncConnection, linkedids: list[str], now: float) -> None:
         # Upsert-and-lock each call row (sorted: no deadlocks), then recompute from every committed
         # event plus ours. Whoever locks last sees everything, so concurrent writers converge.
-        up = self._insert(Call).values(
-            [
-                {"linkedid": lid, "arrived_at": now, "flags": [], "event_count": 0, "updated_at": now}
-                for lid in linkedids
-            ]
-        )
-        up = up.on_conflict_do_update(
-            index_elements=["linkedid"], set_={"updated_at": up.excluded.updated_at}
-        )
-        ids = {r.linkedid: r.id for r in await conn.execute(up.returning(Call.id, Call.linkedid))}
-        res = await conn.execute(
-            select(*(getattr(CallEventRow, c) for c in EVENT_COLUMNS)).where(
-                CallEventRow.linkedid.in_(linkedids)
-            )
-        )
+        locks = [
+            {"linkedid": lid, "arrived_at": now, "flags": [], "event_count": 0, "updated_at": now}
+            for lid in linkedids
+        ]
+        ids = {r.linkedid: r.id for r in await conn.execute(self._lock_calls, locks)}
+        res = await conn.execute(self._events_of_calls, {"linkedids": linkedids})
         by_call: dict[str, list[dict[str, Any]]] = {}
         for r in res.mappings():
             by_call.setdefault(r["linkedid"], []).append(dict(r))
         params = [{"b_id": ids[lid], **summarise(evs), "updated_at": now} for lid, evs in by_call.items()]
-        table = Call.__table__
-        await conn.execute(update(table).where(table.c.id == bindparam("b_id")), params)
+        await conn.execute(self._update_call, params)
 
     async def set_outcome(self, linkedid: str, req: OutcomeRequest, who: Principal) -> dict[str, Any]:
         source = "flow" if who.role == SERVICE else "operator"

@@ -20,7 +20,9 @@ async def counts(api) -> tuple[int, int]:
     return calls, events
 
 
-async def raw_post(api, path: str, data: bytes | io.BytesIO, content_type: str = "application/json", method: str = "POST"):
+async def raw_post(
+    api, path: str, data: bytes | io.BytesIO, content_type: str = "application/json", method: str = "POST"
+):
     headers = {**api.headers("service"), "Content-Type": content_type}
     async with api.client.request(method, path, data=data, headers=headers) as resp:
         return resp.status, await resp.json()
