@@ -15,7 +15,16 @@ from typing import Any, TextIO
 
 from .engine import PLATFORMS, Router
 from .errors import RoutingDataError, RoutingInputError
-from .evaluate import CASES_DIR, DEV_FILE, HELDOUT_FILE, evaluate, format_report, load_cases
+from .evaluate import (
+    CASES_DIR,
+    DEV_FILE,
+    HELDOUT2_FILE,
+    HELDOUT_FILE,
+    SET_LABELS,
+    evaluate,
+    format_report,
+    load_cases,
+)
 from .rules import DATA_DIR, load_rules
 
 
@@ -92,12 +101,13 @@ def _cmd_eval(argv: list[str], out: TextIO, err: TextIO) -> int:
     if args.cases:
         files = args.cases
     else:
-        names = {"dev": [DEV_FILE], "heldout": [HELDOUT_FILE], "all": [DEV_FILE, HELDOUT_FILE]}[args.set]
+        held = [HELDOUT_FILE, HELDOUT2_FILE]
+        names = {"dev": [DEV_FILE], "heldout": held, "all": [DEV_FILE, *held]}[args.set]
         files = [CASES_DIR / n for n in names]
     failures = []
     summary = []
     for path in files:
-        label = {DEV_FILE: "dev (tuned on)", HELDOUT_FILE: "held-out"}.get(path.name, path.name)
+        label = SET_LABELS.get(path.name, path.name)
         rep = evaluate(router, load_cases(path), label)
         summary.append(rep.to_json())
         if not args.json:

@@ -27,6 +27,12 @@ from .engine import PLATFORMS, TO_110, Router
 CASES_DIR = Path(__file__).resolve().parent.parent / "tests" / "routing"
 DEV_FILE = "cases.jsonl"
 HELDOUT_FILE = "heldout.jsonl"
+HELDOUT2_FILE = "heldout2.jsonl"
+SET_LABELS = {
+    DEV_FILE: "dev (tuned on)",
+    HELDOUT_FILE: "held-out 1 (seen: first run recorded in docs/routing.md)",
+    HELDOUT2_FILE: "held-out 2 (seen: first run recorded in docs/routing.md)",
+}
 SAFE_AT_110 = frozenset({"accept", "handle_then_transfer"})
 
 FLOORS = {
