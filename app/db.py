@@ -108,6 +108,11 @@ class Database:
         self.dialect = engine.dialect.name
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
 
+    @property
+    def serialised(self) -> bool:
+        """True when writers queue on the in-process lock (SQLite): no row locks needed."""
+        return self._write_lock is not None
+
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction that commits on success and rolls back on error."""

@@ -34,12 +34,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         cls = _BY_STATUS.get(exc.status)
-        err = cls() if cls else ApiError(exc.reason)
+        mapped = cls() if cls else ApiError(exc.reason)
         if cls is None:
-            err.error_id = f"http_{exc.status}"
+            mapped.error_id = f"http_{exc.status}"
         if isinstance(exc, web.HTTPMethodNotAllowed):
-            err.details = {"allowed": sorted(exc.allowed_methods)}
-        resp = error_response(err, status=exc.status)
+            mapped.details = {"allowed": sorted(exc.allowed_methods)}
+        resp = error_response(mapped, status=exc.status)
         if isinstance(exc, web.HTTPMethodNotAllowed):
             resp.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
         return resp

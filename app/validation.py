@@ -93,17 +93,18 @@ def _event(raw: Any, index: int | None, problems: list[Problem]) -> CallEvent | 
         return None
     for extra in sorted(set(raw) - _EVENT_FIELDS):
         bad(str(extra)[:64], "unknown field")
-    event_id, linkedid = raw.get("event_id"), raw.get("linkedid")
+    event_id: Any = raw.get("event_id")
+    linkedid: Any = raw.get("linkedid")
     if not isinstance(event_id, str) or not EVENT_ID_RE.match(event_id):
         bad("event_id", "required; 1-128 characters of A-Z a-z 0-9 . _ : @ -")
     if not isinstance(linkedid, str) or not LINKEDID_RE.match(linkedid):
         bad("linkedid", "required; 1-64 characters of A-Z a-z 0-9 . _ : -")
     etype: CallEventType | None = None
     try:
-        etype = CallEventType(raw.get("type"))
+        etype = CallEventType(str(raw.get("type")))
     except ValueError:
         bad("type", f"required; one of {', '.join(t.value for t in CallEventType)}")
-    at = raw.get("at")
+    at: Any = raw.get("at")
     if not _is_number(at) or not MIN_AT <= at <= MAX_AT:
         bad("at", "required; epoch seconds (number) between 2000 and 2100")
     source = raw.get("source", "ami")

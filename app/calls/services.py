@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -77,21 +77,24 @@ class CallService:
         self.notifier = notifier
         self.clock = clock
         # Statements are built once so SQLAlchemy's compiled cache always hits on the hot path.
-        insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        upsert_into = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         self._insert_events = (
-            insert(CallEventRow)
+            upsert_into(CallEventRow)
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(CallEventRow.event_id)
         )
-        upsert = insert(Call)
+        upsert = upsert_into(Call)
         self._lock_calls = upsert.on_conflict_do_update(
             index_elements=["linkedid"], set_={"updated_at": upsert.excluded.updated_at}
         ).returning(Call.id, Call.linkedid)
         self._events_of_calls = select(*(getattr(CallEventRow, c) for c in EVENT_COLUMNS)).where(
             CallEventRow.linkedid.in_(bindparam("linkedids", expanding=True))
         )
-        table = Call.__table__
-        self._update_call = update(table).where(table.c.id == bindparam("b_id"))
+        full = upsert_into(Call)
+        self._upsert_call = full.on_conflict_do_update(
+            index_elements=["linkedid"], set_={c: full.excluded[c] for c in CALL_FIELDS if c != "linkedid"}
+        )
+        self._update_call = update(Call).where(Call.id == bindparam("b_id"))
 
     # --- writing ----------------------------------------------------------------------------------
     async def record(self, events: list[CallEvent]) -> RecordResult:
@@ -127,6 +130,15 @@ class CallService:
         return [{k: r[k] for k in EVENT_COLUMNS} for r in stored]
 
     async def _refresh_calls(self, conn: AsyncConnection, linkedids: list[str], now: float) -> None:
+        if self.db.serialised:
+            # SQLite: writers already queue on the app's write lock, so read and upsert in one go.
+            res = await conn.execute(self._events_of_calls, {"linkedids": linkedids})
+            by_call: dict[str, list[dict[str, Any]]] = {}
+            for r in res.mappings():
+                by_call.setdefault(r["linkedid"], []).append(dict(r))
+            rows = [{"linkedid": lid, **summarise(evs), "updated_at": now} for lid, evs in by_call.items()]
+            await conn.execute(self._upsert_call, rows)
+            return
         # Upsert-and-lock each call row (sorted: no deadlocks), then recompute from every committed
         # event plus ours. Whoever locks last sees everything, so concurrent writers converge.
         locks = [
@@ -135,7 +147,7 @@ class CallService:
         ]
         ids = {r.linkedid: r.id for r in await conn.execute(self._lock_calls, locks)}
         res = await conn.execute(self._events_of_calls, {"linkedids": linkedids})
-        by_call: dict[str, list[dict[str, Any]]] = {}
+        by_call = {}
         for r in res.mappings():
             by_call.setdefault(r["linkedid"], []).append(dict(r))
         params = [{"b_id": ids[lid], **summarise(evs), "updated_at": now} for lid, evs in by_call.items()]
@@ -217,7 +229,7 @@ class CallService:
         self, conn: AsyncConnection, who: Principal, action: str, target: str, detail: dict[str, Any]
     ) -> None:
         await conn.execute(
-            AuditRow.__table__.insert(),
+            insert(AuditRow),
             {
                 "who": who.name,
                 "role": who.role,
