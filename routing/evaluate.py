@@ -24,7 +24,7 @@ from typing import Any
 
 from .engine import PLATFORMS, TO_110, Router
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "tests" / "routing"
+CASES_DIR = Path(__file__).resolve().parent.parent / "tests" / "routing_cases"
 DEV_FILE = "cases.jsonl"
 HELDOUT_FILE = "heldout.jsonl"
 HELDOUT2_FILE = "heldout2.jsonl"
