@@ -38,8 +38,8 @@ class _Manager(Manager):  # type: ignore[misc]
     def connection_lost(self, exc: Exception | None) -> None:
         self._connected = False
         self.authenticated = False
-        if self.pinger:
-            self.pinger.cancel()
+        if self.pinger:  # type: ignore[has-type]
+            self.pinger.cancel()  # type: ignore[has-type]
             self.pinger = None
         self._owner._on_lost()
         if not self._owner.closed:

@@ -129,7 +129,7 @@ def seat_scenario(ring_ms: int = 100) -> str:
 [last_To:];tag=[pid]SIPpTag01[call_number]
 [last_Call-ID:]
 [last_CSeq:]
-Contact: <sip:[seat]@[local_ip]:[local_port];transport=[transport]>"""
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="seat answers">
   <recv request="INVITE" crlf="true"/>
@@ -276,6 +276,33 @@ class Seat:
                             self.seat, "-mi", self.local_ip, "-mp", "0", "-nostdin"],
                            seat_scenario(self.ring_ms)).start()
         time.sleep(0.2)  # let the UAS bind before Asterisk sends it anything
+        return self
+
+    def stop(self) -> None:
+        if self.uas:
+            self.uas.stop()
+
+
+@dataclass
+class SeatBank:
+    """Many seats behind one SIPp UAS (for load tests): each seat registers from the same port,
+    so Asterisk sends every seat's calls to one process that answers them all concurrently."""
+
+    passwords: dict[str, str]  # seat id -> password
+    asterisk: str
+    local_ip: str = "127.0.0.1"
+    ring_ms: int = 50
+    port: int = 0
+    uas: SippRun | None = None
+
+    def start(self) -> SeatBank:
+        self.port = self.port or _free_udp_port(self.local_ip)
+        for seat_id, pw in self.passwords.items():
+            Seat(seat_id, pw, self.asterisk, self.local_ip, port=self.port).register()
+        self.uas = SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-key", "seat",
+                            "bank", "-mi", self.local_ip, "-mp", "0", "-nostdin", "-max_socket", "4096"],
+                           seat_scenario(self.ring_ms)).start()
+        time.sleep(0.2)
         return self
 
     def stop(self) -> None:

@@ -76,6 +76,18 @@ def _get(d: dict, path: str, typ: type, default: object = ...) -> object:
     return cur
 
 
+def _int(d: dict, path: str, default: int) -> int:
+    v = _get(d, path, int, default)
+    assert isinstance(v, int)
+    return v
+
+
+def _str(d: dict, path: str, default: str) -> str:
+    v = _get(d, path, str, default)
+    assert isinstance(v, str)
+    return v
+
+
 def _ids(d: dict, path: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
     raw = _get(d, path, list, [])
     assert isinstance(raw, list)
@@ -92,7 +104,9 @@ def parse_site(data: dict) -> Site:
     operators = {svc: _ids(data, f"seats.{svc.value}", _SEAT_RE) for svc in Service}
     linkage = {svc: _ids(data, f"seats.linkage_{svc.value}", _SEAT_RE) for svc in Service}
     supervisors = _ids(data, "seats.supervisors", _SEAT_RE)
-    trunk_hosts = tuple(str(h) for h in _get(data, "trunk.hosts", list))  # type: ignore[union-attr]
+    raw_hosts = _get(data, "trunk.hosts", list)
+    assert isinstance(raw_hosts, list)
+    trunk_hosts = tuple(str(h) for h in raw_hosts)
     for h in trunk_hosts:
         try:
             ipaddress.ip_network(h, strict=False)
@@ -108,22 +122,22 @@ def parse_site(data: dict) -> Site:
         if not operators[svc]:
             raise SiteError(f"site: seats.{svc.value} is empty; the queue would have no seat")
     site = Site(
-        name=str(_get(data, "site.name", str, "hotline")),
-        sip_bind=str(_get(data, "sip.bind", str, "127.0.0.1")),
-        sip_port=int(_get(data, "sip.port", int, 5060)),  # type: ignore[arg-type]
-        rtp_start=int(_get(data, "sip.rtp_start", int, 20000)),  # type: ignore[arg-type]
-        rtp_end=int(_get(data, "sip.rtp_end", int, 20999)),  # type: ignore[arg-type]
-        ami_bind=str(_get(data, "ami.bind", str, "127.0.0.1")),
-        ami_port=int(_get(data, "ami.port", int, 5038)),  # type: ignore[arg-type]
-        agi_host=str(_get(data, "agi.host", str, "127.0.0.1")),
-        agi_port=int(_get(data, "agi.port", int, 4573)),  # type: ignore[arg-type]
+        name=_str(data, "site.name", "hotline"),
+        sip_bind=_str(data, "sip.bind", "127.0.0.1"),
+        sip_port=_int(data, "sip.port", 5060),
+        rtp_start=_int(data, "sip.rtp_start", 20000),
+        rtp_end=_int(data, "sip.rtp_end", 20999),
+        ami_bind=_str(data, "ami.bind", "127.0.0.1"),
+        ami_port=_int(data, "ami.port", 5038),
+        agi_host=_str(data, "agi.host", "127.0.0.1"),
+        agi_port=_int(data, "agi.port", 4573),
         trunk_hosts=trunk_hosts,
         numbers=numbers,
         operators=operators,
         linkage=linkage,
         supervisors=supervisors,
-        ring_seat_s=int(_get(data, "queues.ring_seat_s", int, 15)),  # type: ignore[arg-type]
-        retry_s=int(_get(data, "queues.retry_s", int, 2)),  # type: ignore[arg-type]
+        ring_seat_s=_int(data, "queues.ring_seat_s", 15),
+        retry_s=_int(data, "queues.retry_s", 2),
     )
     if site.rtp_end <= site.rtp_start:
         raise SiteError("site: sip.rtp_end must be above sip.rtp_start")
