@@ -23,6 +23,7 @@ from panoramisk.fast_agi import Application, Request
 from agi.intake import IntakeService, Sink
 from agi.protocol import MAX_ENV_BYTES, agi_args, parse_env, route_name, set_variable_command
 from agi.routes import ROUTES, AgiCall, AgiDeps, Route, run_route
+from agi.stats import SessionStats
 from hotline.settings import Settings
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ class AgiServer:
         self._routes = routes
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[Any]] = set()
+        self.stats = SessionStats()
 
     @property
     def server(self) -> asyncio.Server:
@@ -153,9 +155,11 @@ class AgiServer:
             task = asyncio.current_task()
             if task is not None:
                 self._sessions.add(task)
+            t0 = time.perf_counter()
             try:
                 await app.handler(reader, writer)
             finally:
+                self.stats.record(time.perf_counter() - t0)
                 if task is not None:
                     self._sessions.discard(task)
 

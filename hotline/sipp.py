@@ -27,9 +27,13 @@ a=fmtp:101 0-16
 a=sendrecv"""
 
 
-def caller_scenario(talk_ms: int) -> str:
-    """Trunk caller: INVITE [service], wait for 200, talk, BYE (or answer a BYE from Asterisk)."""
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+def caller_scenario(talk_ms: int, unique_callers: bool = False) -> str:
+    """Trunk caller: INVITE [service], wait for 200, talk, BYE (or answer a BYE from Asterisk).
+
+    ``unique_callers`` appends SIPp's call number to the caller id, so load runs look like many
+    different callers rather than one number calling hundreds of times.
+    """
+    scenario = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="hotline trunk caller">
   <send retrans="500"><![CDATA[
 INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -86,6 +90,7 @@ Content-Length: 0
   <label id="end"/>
 </scenario>
 """
+    return scenario.replace("[caller]", "[caller][call_number]") if unique_callers else scenario
 
 
 def register_scenario(expires: int = 3600) -> str:
@@ -218,7 +223,8 @@ class SippRun:
 
 def place_call(*, asterisk: str, service: str, caller: str, talk_ms: int = 2000,
                local_ip: str = "127.0.0.2", local_port: int = 0, calls: int = 1,
-               concurrency: int = 1, rate: float | None = None) -> SippRun:
+               concurrency: int = 1, rate: float | None = None,
+               unique_callers: bool = False) -> SippRun:
     """Start a caller run from the trunk address (returns at once; call ``wait``)."""
     args = [asterisk, "-i", local_ip, "-p", str(local_port), "-s", service, "-key", "caller", caller,
             "-m", str(calls), "-l", str(concurrency), "-mi", local_ip, "-mp", "0",
@@ -227,7 +233,7 @@ def place_call(*, asterisk: str, service: str, caller: str, talk_ms: int = 2000,
         args += ["-r", str(rate)]
     else:
         args += ["-r", str(max(1, concurrency))]
-    return SippRun(args, caller_scenario(talk_ms)).start()
+    return SippRun(args, caller_scenario(talk_ms, unique_callers)).start()
 
 
 def _free_udp_port(ip: str) -> int:
