@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from app import keys
+from app import keys, route_api
 from app.auth import TokenBook
 from app.calls import http as calls_http
 from app.calls.services import CallService
@@ -47,6 +47,7 @@ def create_app(
     health_routes(app)
     calls_http.setup_routes(app)
     harassment_http.setup_routes(app)
+    route_api.setup_routes(app)
     return app
 
 

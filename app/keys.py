@@ -13,6 +13,7 @@ from app.db import Database
 from app.harassment.services import HarassmentService
 from app.notifier import EventNotifier
 from app.redis_link import RedisLink
+from app.route_api import RouterHolder
 from hotline.secrets import Secrets
 from hotline.settings import Settings
 
@@ -24,5 +25,6 @@ REDIS = web.AppKey("redis", RedisLink)
 NOTIFIER = web.AppKey("notifier", EventNotifier)
 CALLS = web.AppKey("calls", CallService)
 HARASSMENT = web.AppKey("harassment", HarassmentService)
+ROUTER = web.AppKey("router", RouterHolder)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -297,6 +297,30 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/route": {
+                "post": {
+                    "summary": "who takes this call: the notice's annex as an explainable routing engine",
+                    "description": "roles: operator, supervisor, admin, service. Body {text, at: 12345|110}; "
+                    "answer: action, category, alternatives, life_threat, linkage, slots, reasons, matters",
+                    "responses": {
+                        "200": {"description": "the routing result"},
+                        "400": _err("route.empty_text"),
+                        "413": _err("route.text_too_long"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
+            "/api/route/reload": {
+                "post": {
+                    "summary": "reload the routing rules (admin); invalid files keep the old rules",
+                    "description": "role: admin",
+                    "responses": {
+                        "200": {"description": "{previous, version}"},
+                        "400": _err("route.reload_failed"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
             "/api/harassment": {
                 "get": {
                     "summary": "numbers flagged for harassment",

@@ -17,6 +17,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from agi.server import AgiServer, start_agi_server
+from app import keys
 from app.factory import create_app
 from call_flows.listener import AmiListener
 from call_flows.live_state import LiveCalls
@@ -98,6 +99,8 @@ class Stack:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.api_host, self.settings.api_port).start()
+        # Load the routing rules now rather than on the first operator's request.
+        self._extra["router_warmup"] = asyncio.create_task(app[keys.ROUTER].get())
 
     async def start_agi(self) -> None:
         self.agi = await start_agi_server(self.settings, redis=self.redis, sink=self.sink,

@@ -1,0 +1,57 @@
+"""POST /api/route and POST /api/route/reload on the app service (the routing engine wired in)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from app import keys
+from routing.engine import Router
+from routing.rules import DATA_DIR
+
+
+async def test_route_answers_with_action_and_reasons(app_client, api_secrets) -> None:
+    client = await app_client("sqlite+aiosqlite:///:memory:")
+    token = api_secrets.token_for("operator")
+    async with client.post("/api/route", json={"text": "楼顶上站着一个人，看样子要往下跳", "at": "12345"},
+                           headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status == 200
+        body = await r.json()
+    assert body["life_threat"] is True
+    assert body["action"] in ("transfer_110", "handover_110")
+    assert body["reasons"]
+
+
+async def test_route_needs_a_token_and_rejects_bad_input(app_client, api_secrets) -> None:
+    client = await app_client("sqlite+aiosqlite:///:memory:")
+    async with client.post("/api/route", json={"text": "路灯坏了", "at": "12345"}) as r:
+        assert r.status == 401
+    token = api_secrets.token_for("operator")
+    for body, error_id in (({"text": "   ", "at": "12345"}, "route.empty_text"),
+                           ({"text": "路灯坏了", "at": "119"}, "route.invalid_at")):
+        async with client.post("/api/route", json=body, headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 400
+            assert (await r.json())["error_id"] == error_id
+
+
+async def test_reload_is_admin_only_and_bad_rules_keep_the_old_ones(app_client, api_secrets,
+                                                                    tmp_path: Path) -> None:
+    data = tmp_path / "rules"
+    shutil.copytree(DATA_DIR, data)
+    client = await app_client("sqlite+aiosqlite:///:memory:")
+    client.app[keys.ROUTER]._router = Router(data)
+    op = {"Authorization": f"Bearer {api_secrets.token_for('operator')}"}
+    admin = {"Authorization": f"Bearer {api_secrets.token_for('admin')}"}
+    async with client.post("/api/route/reload", headers=op) as r:
+        assert r.status == 403
+    async with client.post("/api/route/reload", headers=admin) as r:
+        assert r.status == 200
+        good = await r.json()
+    (data / "categories.yaml").write_text("version: [broken", encoding="utf-8")
+    async with client.post("/api/route/reload", headers=admin) as r:
+        assert r.status == 400
+        assert (await r.json())["error_id"] == "route.reload_failed"
+    async with client.post("/api/route", json={"text": "小区路灯坏了好几天了", "at": "12345"},
+                           headers=op) as r:
+        assert r.status == 200, "the old rules still answer"
+    assert client.app[keys.ROUTER]._router.version == good["version"]
