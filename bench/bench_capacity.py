@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 import uuid
@@ -148,6 +149,8 @@ async def main_async(levels: list[int], talk_s: float) -> dict[str, Any]:
             if bank:
                 bank.stop()
             await stack.stop()
+            if stack.asterisk is not None:
+                shutil.rmtree(stack.asterisk.paths.host, ignore_errors=True)
     return {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "talk_s": talk_s, "levels": rows}
 
