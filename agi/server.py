@@ -23,7 +23,7 @@ from panoramisk.fast_agi import Application, Request
 from agi.intake import IntakeService, Sink
 from agi.protocol import MAX_ENV_BYTES, agi_args, parse_env, route_name, set_variable_command
 from agi.routes import ROUTES, AgiCall, AgiDeps, Route, run_route
-from agi.stats import SessionStats
+from agi.stats import RedisSessionLog, SessionStats
 from hotline.settings import Settings
 
 if TYPE_CHECKING:
@@ -135,6 +135,7 @@ class AgiServer:
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[Any]] = set()
         self.stats = SessionStats()
+        self.session_log: RedisSessionLog | None = None
 
     @property
     def server(self) -> asyncio.Server:
@@ -159,7 +160,10 @@ class AgiServer:
             try:
                 await app.handler(reader, writer)
             finally:
-                self.stats.record(time.perf_counter() - t0)
+                elapsed = time.perf_counter() - t0
+                self.stats.record(elapsed)
+                if self.session_log is not None:
+                    self.session_log.record(elapsed)
                 if task is not None:
                     self._sessions.discard(task)
 
@@ -172,6 +176,9 @@ class AgiServer:
         return self._server
 
     async def stop(self, grace_s: float = 5.0) -> None:
+        if self.session_log is not None:
+            await self.session_log.stop()
+            self.session_log = None
         if self._server is None:
             return
         self._server.close()
@@ -210,5 +217,8 @@ async def start_agi_server(
     if intake is None:
         intake = IntakeService(redis=redis, sink=sink, redis_timeout_s=settings.agi_budget_ms / 2000)
     server = AgiServer(settings, AgiDeps(intake=intake))
+    if redis is not None:
+        server.session_log = RedisSessionLog(redis)
+        server.session_log.start()
     await server.start(host=host, port=port)
     return server

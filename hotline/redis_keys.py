@@ -25,3 +25,7 @@ EVENTS_CHANNEL = f"{PREFIX}:events"
 
 # Counters.
 COUNTERS = f"{PREFIX}:counters"
+
+# List of recent FastAGI session durations in ms (newest first, capped), from every AGI instance.
+AGI_SESSION_MS = f"{PREFIX}:metrics:agi_session_ms"
+AGI_SESSION_KEEP = 20_000

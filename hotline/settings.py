@@ -119,6 +119,25 @@ class Settings:
         changes["extra"] = {k: v for k, v in env.items() if k.startswith("HOTLINE_FLAG_")}
         return s.with_(**changes)
 
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes ``from_env`` rebuild these settings (for child processes)."""
+        env = {
+            "HOTLINE_STATE_DIR": str(self.state_dir), "HOTLINE_SITE": str(self.site_file),
+            "HOTLINE_CONF_DIR": str(self.conf_dir), "HOTLINE_API_HOST": self.api_host,
+            "HOTLINE_API_PORT": str(self.api_port), "HOTLINE_API_URL": self.effective_api_base_url,
+            "HOTLINE_AGI_HOST": self.agi_host, "HOTLINE_AGI_PORT": str(self.agi_port),
+            "HOTLINE_AGI_ALLOWED_HOSTS": ",".join(self.agi_allowed_hosts),
+            "HOTLINE_AGI_BUDGET_MS": str(self.agi_budget_ms),
+            "HOTLINE_ASTERISK_ROOTFS": str(self.asterisk_rootfs),
+            "HOTLINE_ASTERISK_INSTANCE": self.asterisk_instance, "HOTLINE_LOG_LEVEL": self.log_level,
+            **dict(self.extra),
+        }
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        return env
+
     def flag(self, name: str, default: bool = False) -> bool:
         """Feature flags: HOTLINE_FLAG_<NAME>=1."""
         raw = self.extra.get(f"HOTLINE_FLAG_{name.upper()}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,10 +42,12 @@ class Stack:
     site: Site
     instance_name: str = "default"
     build_if_missing: bool = True
+    agi_in_process: bool = False  # True: FastAGI on this loop (tests of the loop itself)
     secrets: Secrets | None = None
     redis_server: RedisServer | None = None
     asterisk: AsteriskInstance | None = None
     agi: AgiServer | None = None
+    agi_proc: asyncio.subprocess.Process | None = None
     ami: AmiListener | None = None
     sink: EventSink | None = None
     redis: Redis | None = None
@@ -103,13 +107,39 @@ class Stack:
         self._extra["router_warmup"] = asyncio.create_task(app[keys.ROUTER].get())
 
     async def start_agi(self) -> None:
-        self.agi = await start_agi_server(self.settings, redis=self.redis, sink=self.sink,
-                                          host=self.site.agi_host, port=self.settings.agi_port)
+        """FastAGI runs in its own process (``python -m agi``) unless ``agi_in_process``."""
+        if self.agi_in_process:
+            self.agi = await start_agi_server(self.settings, redis=self.redis, sink=self.sink,
+                                              host=self.site.agi_host, port=self.settings.agi_port)
+            return
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "DATABASE_URL",
+                                                                         "REDIS_URL"))}
+        env.update(self.settings.with_(agi_host=self.site.agi_host).to_env())
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "agi", env=env,
+                                                    stdout=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        except TimeoutError:
+            proc.kill()
+            raise RuntimeError("FastAGI process did not start within 20 s") from None
+        if not line.startswith(b"READY"):
+            raise RuntimeError(f"FastAGI process failed to start (rc={await proc.wait()})")
+        self.agi_proc = proc
 
     async def stop_agi(self) -> None:
         if self.agi is not None:
             await self.agi.stop()
             self.agi = None
+        if self.agi_proc is not None:
+            if self.agi_proc.returncode is None:
+                self.agi_proc.terminate()
+                try:
+                    await asyncio.wait_for(self.agi_proc.wait(), 10)
+                except TimeoutError:
+                    self.agi_proc.kill()
+                    await self.agi_proc.wait()
+            self.agi_proc = None
 
     async def start_ami(self, wait: float = 15.0) -> None:
         assert self.secrets is not None
