@@ -9,7 +9,8 @@ from typing import Any
 from call_flows.ami import AmiClient
 from call_flows.live_state import LiveCalls
 from call_flows.mapping import MappingConfig, is_trunk_channel, map_event
-from hotline.contracts import CallEvent, CallEventType
+from hotline.contracts import CallEvent, CallEventType, Service
+from hotline.names import SERVICE_BY_QUEUE
 from hotline.phone import clean_number, mask_number
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class AmiListener:
                 await self._publish(CallEvent(
                     event_id=f"{linkedid}:arrived:ami", linkedid=linkedid, type=CallEventType.ARRIVED,
                     at=now - _duration(m.get("Duration")), source="ami",
-                    service=self._mapping.service_of(m.get("Exten", "")),
+                    service=self._mapping.service_of(m.get("Exten", "")) or _queue_service(m),
                     caller=clean_number(m.get("CallerIDNum")), data={"resync": True}))
         for linkedid in await self._live.live_linkedids() - present:
             await self._publish(CallEvent(
@@ -81,3 +82,10 @@ def _duration(v: str | None) -> float:
         return h * 3600 + m * 60 + s
     except ValueError:
         return 0.0
+
+
+def _queue_service(m: dict[str, str]) -> Service | None:
+    """After intake the channel sits in ``Queue(<queue>,...)``: the queue names the platform."""
+    if m.get("Application") == "Queue":
+        return SERVICE_BY_QUEUE.get(m.get("ApplicationData", "").split(",", 1)[0])
+    return None

@@ -7,6 +7,7 @@ same AMI text, or resyncing after a reconnect, yields the same ids and the app s
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -39,9 +40,10 @@ class MappingConfig:
 def event_time(ev: Mapping[str, str]) -> float:
     ts = ev.get("Timestamp")
     try:
-        return float(ts) if ts else time.time()
-    except ValueError:
+        t = float(ts) if ts else time.time()
+    except (ValueError, TypeError):
         return time.time()
+    return t if math.isfinite(t) else time.time()
 
 
 def seat_of(channel: str | None) -> str | None:
@@ -51,7 +53,11 @@ def seat_of(channel: str | None) -> str | None:
     return m.group(1) if m else None
 
 
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._:@-]")
+
+
 def _ev(kind: CallEventType, linkedid: str, key: str, ev: Mapping[str, str], **kw: object) -> CallEvent:
+    key = _KEY_UNSAFE.sub("_", key)[:48]  # channel names carry '/', which event ids do not allow
     return CallEvent(event_id=f"{linkedid}:{kind.value}:{key}", linkedid=linkedid, type=kind,
                      at=event_time(ev), source="ami", **kw)  # type: ignore[arg-type]
 
@@ -63,7 +69,12 @@ def is_trunk_channel(channel: str, cfg: MappingConfig) -> bool:
 def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
     """Map one AMI event; unknown or irrelevant events give ``[]``. Never raises on odd input."""
     name = ev.get("Event", "")
-    linkedid = ev.get("Linkedid") or ev.get("TransfererLinkedid") or ""
+    # Transfer events name the caller's call by the transferer's (blind) or the original
+    # transferer's (attended) linkedid; everything else carries Linkedid.
+    linkedid = (ev.get("Linkedid") or ev.get("TransfererLinkedid") or ev.get("OrigTransfererLinkedid")
+                or "")
+    if not isinstance(linkedid, str):
+        return []
     if not linkedid or len(linkedid) > 64:
         return []
     uniqueid = ev.get("Uniqueid", "")
@@ -100,8 +111,9 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
                             data={"bridge": ev.get("BridgeUniqueid", "")})]
         elif name in ("BlindTransfer", "AttendedTransfer"):
             kind = "blind" if name == "BlindTransfer" else "attended"
-            target = ev.get("Extension") or ev.get("SecondTransfereeExten") or ""
-            seat = seat_of(ev.get("TransfererChannel"))
+            target = (ev.get("Extension") or seat_of(ev.get("TransferTargetChannel"))
+                      or ev.get("SecondTransfererExten") or "")
+            seat = seat_of(ev.get("TransfererChannel") or ev.get("OrigTransfererChannel"))
             return [_ev(CallEventType.TRANSFERRED, linkedid, f"{kind}:{event_time(ev)}", ev, seat=seat,
                         data={"kind": kind, "target": target[:32], "result": ev.get("Result", "")})]
         elif name == "Hangup":

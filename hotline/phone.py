@@ -29,6 +29,6 @@ def mask_number(number: str | None) -> str:
         return "-"
     if len(number) <= 4:
         return "*" * len(number)
-    if len(number) <= 7:
-        return number[:1] + "*" * (len(number) - 5) + number[-4:]
+    if len(number) <= 7:  # short numbers: show at most the last two
+        return "*" * (len(number) - 2) + number[-2:]
     return number[:3] + "*" * (len(number) - 7) + number[-4:]

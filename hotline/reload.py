@@ -20,7 +20,7 @@ RELOAD_MODULES = ("pbx_config", "res_pjsip", "app_queue", "features", "app_confb
 async def reload_via_ami(inst: AsteriskInstance, modules: tuple[str, ...] = RELOAD_MODULES,
                          timeout: float = 10.0) -> dict[str, str]:
     mgr = Manager(host=inst.site.ami_bind, port=inst.site.ami_port, username=AMI_ADMIN_USER,
-                  secret=inst.secrets.ami_secret + "-admin", events="off", ping_delay=3600,
+                  secret=inst.secrets.ami_admin_secret, events="off", ping_delay=3600,
                   loop=asyncio.get_running_loop())
     await asyncio.wait_for(mgr.connect(), timeout)
     try:

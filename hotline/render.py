@@ -93,10 +93,12 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int) 
     files["rtp_ports.conf"] = f"rtpstart = {site.rtp_start}\nrtpend = {site.rtp_end}\n"
     files["manager_general.conf"] = f"bindaddr = {site.ami_bind}\nport = {site.ami_port}\n"
     acl = "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
+    if not secrets.ami_secret or not secrets.ami_admin_secret:
+        raise ValueError("AMI secrets missing: run `hotline setup` (ensure_secrets) first")
     files["manager_users.conf"] = (
         f"[{AMI_USER}]\nsecret = {secrets.ami_secret}\n{acl}"
         "read = call,agent,reporting\nwrite = call,originate,reporting,agent\n\n"
-        f"[{AMI_ADMIN_USER}]\nsecret = {secrets.ami_secret}-admin\n{acl}"
+        f"[{AMI_ADMIN_USER}]\nsecret = {secrets.ami_admin_secret}\n{acl}"
         "read = system\nwrite = system,config,reporting\n"
     )
     files["queue_timing.conf"] = f"timeout = {site.ring_seat_s}\nretry = {site.retry_s}\n"

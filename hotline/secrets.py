@@ -21,6 +21,7 @@ class Secrets:
     ami_secret: str
     sip_passwords: dict[str, str]  # seat/endpoint id -> password
     api_tokens: dict[str, dict[str, str]]  # token -> {"name": ..., "role": ...}
+    ami_admin_secret: str = ""  # the admin CLI's AMI user; independent of ami_secret
 
     def token_for(self, role: str) -> str:
         for token, who in self.api_tokens.items():
@@ -37,6 +38,7 @@ def load_secrets(path: Path) -> Secrets:
     data = json.loads(path.read_text(encoding="utf-8"))
     return Secrets(
         ami_secret=data["ami_secret"],
+        ami_admin_secret=data.get("ami_admin_secret", ""),
         sip_passwords=dict(data.get("sip_passwords", {})),
         api_tokens={k: dict(v) for k, v in data.get("api_tokens", {}).items()},
     )
@@ -48,6 +50,7 @@ def ensure_secrets(path: Path, sip_ids: Iterable[str]) -> Secrets:
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
     data.setdefault("ami_secret", _new())
+    data.setdefault("ami_admin_secret", _new())  # independent: the listener's secret gives nothing more
     pw = data.setdefault("sip_passwords", {})
     for sid in sip_ids:
         pw.setdefault(sid, _new())

@@ -93,7 +93,7 @@ def _ids(d: dict, path: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
     assert isinstance(raw, list)
     out = []
     for v in raw:
-        if not isinstance(v, str) or not pattern.match(v):
+        if not isinstance(v, str) or not pattern.fullmatch(v):
             raise SiteError(f"site: {path!r} has an invalid entry {v!r}")
         out.append(v)
     return tuple(out)
@@ -116,6 +116,9 @@ def parse_site(data: dict) -> Site:
     dup = {s for s in all_ids if all_ids.count(s) > 1}
     if dup:
         raise SiteError(f"site: seats listed twice: {sorted(dup)}")
+    shared = set(numbers[Service.HOTLINE_12345]) & set(numbers[Service.POLICE_110])
+    if shared:
+        raise SiteError(f"site: numbers listed for both platforms: {sorted(shared)}")
     for svc in Service:
         if not numbers[svc]:
             raise SiteError(f"site: numbers.{svc.value} is empty")

@@ -361,12 +361,20 @@ async def test_fastagi_handles_hangup_reply(agi_server, numbers):
     await w.wait_closed()
 
 
-async def test_fastagi_100_concurrent_calls(agi_server, numbers):
-    server, sink = agi_server
-    callers = [numbers.new() for _ in range(100)]
-    sessions = await asyncio.gather(*(call(server, "12345", linkedid(), c) for c in callers))
+async def test_fastagi_100_concurrent_calls(redis, numbers):
+    # Correctness under concurrency, not latency (bench/ measures that): 100 sessions opened in the
+    # same instant also open up to 100 Redis connections, which on a loaded 2-core CI box can take
+    # longer than the production budget. A generous budget keeps this test about correctness.
+    sink = RecordingSink()
+    server = await start_agi_server(agi_settings(agi_budget_ms=5000), redis=redis, sink=sink)
+    try:
+        callers = [numbers.new() for _ in range(100)]
+        sessions = await asyncio.gather(*(call(server, "12345", linkedid(), c) for c in callers))
+    finally:
+        await server.stop()
     assert all(s.variables[VAR_INTAKE] == "ok" for s in sessions)
     assert len(sink.events) == 100
+    assert len({e.linkedid for e in sink.events}) == 100
 
 
 async def test_fastagi_arrival_reaches_the_api_with_service_token(redis, numbers):

@@ -199,7 +199,6 @@ ATTENDED_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=ATTENDED_BUG)
 def test_attended_transfer_is_transferred_with_kind() -> None:
     out = map_event(attended_transfer(), CFG)
     assert len(out) == 1
@@ -267,7 +266,6 @@ NON_FINITE_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=NON_FINITE_BUG)
 @pytest.mark.parametrize("stamp", ["nan", "inf"])
 def test_non_finite_timestamp_gives_an_event_the_api_accepts(stamp: str) -> None:
     out = map_event(base("Hangup", Timestamp=stamp, Cause="16"), CFG)
@@ -280,7 +278,6 @@ DEST_CHANNEL_KEY_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=DEST_CHANNEL_KEY_BUG)
 def test_agent_called_without_dest_uniqueid_gives_an_event_the_api_accepts() -> None:
     ev = base("AgentCalled", Queue="hotline-12345", Interface="PJSIP/1201", DestChannel="PJSIP/1201-00000001")
     out = map_event(ev, CFG)

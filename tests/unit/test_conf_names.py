@@ -150,7 +150,7 @@ def test_agi_routes_in_the_dialplan_are_named(extensions_text: str, dialplan: di
     hosts = {h for h, _ in routes}
     assert hosts == {"${HOTLINE_AGI}"}
     site = load_site(REPO / "site.toml")
-    secrets = Secrets("x", {s: "p" for s in site.all_seats}, {})
+    secrets = Secrets("x", {s: "p" for s in site.all_seats}, {}, "y")
     globals_conf = generated_files(site, secrets, "127.0.0.1", 4573)["globals.conf"]
     assert re.search(r"^HOTLINE_AGI=127\.0\.0\.1:4573$", globals_conf, re.M)
 
@@ -243,7 +243,7 @@ def test_every_include_names_a_context(dialplan: dict[str, Context]) -> None:
 
 def test_generated_numbers_land_in_intake(dialplan: dict[str, Context]) -> None:
     site = load_site(REPO / "site.toml")
-    secrets = Secrets("x", {s: "p" for s in site.all_seats}, {})
+    secrets = Secrets("x", {s: "p" for s in site.all_seats}, {}, "y")
     numbers = generated_files(site, secrets, "127.0.0.1", 4573)["numbers.conf"].splitlines()
     trunk = dialplan[names.CTX_FROM_TRUNK]
     assert check_jumps(trunk, dialplan, numbers) == []
