@@ -113,3 +113,23 @@ async def test_asterisk_restart_ami_reconnects_and_records_later_calls(stack: St
     await call(stack, "12345", caller, talk_s=1.5)
     c = await api.call_of(caller)
     assert c["outcome"] == "resolved_on_call" and c["seat"] is not None
+
+
+async def test_dialplan_reload_through_ami_keeps_live_calls(stack: Stack, seats: dict, api: Api) -> None:
+    from hotline.reload import reload_via_ami
+    from hotline.sipp import place_call
+
+    assert stack.asterisk is not None
+    caller = new_caller()
+    run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=5000,
+                     local_ip=stack.site.trunk_hosts[0])
+    live = await api.call_of(caller, until="answered_at")
+    assert live["ended_at"] is None, "the call is up while we reload"
+    await asyncio.to_thread(stack.asterisk.prepare)  # re-render asterisk_conf/ as an admin's edit would
+    result = await reload_via_ami(stack.asterisk)
+    assert result and all(v == "Success" for v in result.values()), result
+    rc = await asyncio.to_thread(run.wait, 30)
+    assert rc == 0, f"the caller's call survived the reload: {run.errors()}"
+    c = await api.call_of(caller)
+    assert c["outcome"] == "resolved_on_call"
+    assert c["talk_s"] >= 3.5, "talk went on to the caller's own hangup"
