@@ -27,6 +27,13 @@ class MappingConfig:
 
     trunk_endpoint: str = "trunk"
     numbers: Mapping[str, Service] | None = None  # dialled number -> service
+    seats: Mapping[str, Service] | None = None  # seat id -> the platform it belongs to
+
+    def service_of_target(self, target: str) -> Service | None:
+        """Which platform a transfer target (a number or a seat) belongs to."""
+        if self.seats and target in self.seats:
+            return self.seats[target]
+        return self.service_of(target)
 
     def service_of(self, exten: str) -> Service | None:
         if self.numbers and exten in self.numbers:
@@ -114,8 +121,12 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
             target = (ev.get("Extension") or seat_of(ev.get("TransferTargetChannel"))
                       or ev.get("SecondTransfererExten") or "")
             seat = seat_of(ev.get("TransfererChannel") or ev.get("OrigTransfererChannel"))
+            target = target[:32]
+            data = {"kind": kind, "target": target, "result": ev.get("Result", "")}
+            if (target_service := cfg.service_of_target(target)) is not None:
+                data["target_service"] = target_service.value
             return [_ev(CallEventType.TRANSFERRED, linkedid, f"{kind}:{event_time(ev)}", ev, seat=seat,
-                        data={"kind": kind, "target": target[:32], "result": ev.get("Result", "")})]
+                        data=data)]
         elif name == "Hangup":
             if uniqueid == linkedid:
                 return [_ev(CallEventType.HANGUP, linkedid, uniqueid, ev,

@@ -124,6 +124,8 @@ def dialplan_check(settings: Settings) -> list[str]:
         render(settings.conf_dir, Path(tmp), site, secrets, agi_host=site.agi_host,
                agi_port=settings.agi_port)
         lint = Path(sys.executable).with_name("asterisklint")
+        if not lint.exists():
+            return [f"asterisklint is not installed next to {sys.executable} (pip install asterisklint)"]
         res = subprocess.run([str(lint), "dialplan-check", "extensions.conf"], cwd=tmp,
                              capture_output=True, text=True)
         problems += [f"asterisklint: {line}" for line in (res.stdout + res.stderr).splitlines()

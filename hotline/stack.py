@@ -144,9 +144,12 @@ class Stack:
     async def start_ami(self, wait: float = 15.0) -> None:
         assert self.secrets is not None
         numbers = {n: svc for svc, nums in self.site.numbers.items() for n in nums}
+        seats = {s: svc for svc in self.site.operators
+                 for s in (*self.site.operators[svc], *self.site.linkage[svc])}
         self.ami = AmiListener(host=self.site.ami_bind, port=self.site.ami_port, username=AMI_USER,
                                secret=self.secrets.ami_secret, sink=self.sink,
-                               live=LiveCalls(self.redis), mapping=MappingConfig(numbers=numbers))
+                               live=LiveCalls(self.redis),
+                               mapping=MappingConfig(numbers=numbers, seats=seats))
         await self.ami.start(wait=wait)
 
     # --- whole stack ------------------------------------------------------------------------------

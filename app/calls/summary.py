@@ -93,12 +93,13 @@ def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "outcome_by": None,
         "outcome_at": None,
     }
-    summary.update(_outcome(by_type, answered is not None, ended))
+    summary.update(_outcome(by_type, answered is not None, ended, service))
     return summary
 
 
 def _outcome(
-    by_type: dict[str, list[Mapping[str, Any]]], answered: bool, ended: Mapping[str, Any] | None
+    by_type: dict[str, list[Mapping[str, Any]]], answered: bool, ended: Mapping[str, Any] | None,
+    service: str | None = None,
 ) -> dict:
     set_by_hand = by_type.get(T.OUTCOME.value, [])
     if set_by_hand:
@@ -120,6 +121,8 @@ def _outcome(
         outcome = Outcome.RESOLVED_ON_CALL
         for e in sorted(by_type.get(T.TRANSFERRED.value, []), key=_ts, reverse=True):
             target = str(e["data"].get("target_service"))
+            if target == service:
+                continue  # a transfer within the same platform (another seat) is not a hand-over
             if target == Service.POLICE_110.value:
                 outcome = Outcome.TRANSFERRED_110
                 break

@@ -133,3 +133,32 @@ async def test_dialplan_reload_through_ami_keeps_live_calls(stack: Stack, seats:
     c = await api.call_of(caller)
     assert c["outcome"] == "resolved_on_call"
     assert c["talk_s"] >= 3.5, "talk went on to the caller's own hangup"
+
+
+async def test_blind_transfer_to_110_is_recorded_as_transferred_110(stack: Stack, seats: dict,
+                                                                    api: Api) -> None:
+    """A 12345 seat blind-transfers the caller to a 110 seat (AMI BlindTransfer, as the built-in
+    ``##`` does): the timeline has the transfer and the automatic outcome is ``transferred_110``."""
+    from hotline.sipp import place_call
+
+    assert stack.ami is not None
+    caller = new_caller()
+    run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=5000,
+                     local_ip=stack.site.trunk_hosts[0])
+    live = await api.call_of(caller, until="answered_at")
+    seat = live["seat"]
+    channels = await stack.ami.client.action({"Action": "CoreShowChannels"}, as_list=True)
+    seat_chan = next(m["Channel"] for m in channels if m.get("Event") == "CoreShowChannel"
+                     and m.get("Linkedid") == live["linkedid"] and m["Channel"].startswith(f"PJSIP/{seat}-"))
+    target = stack.site.operators[Service.POLICE_110][0]
+    resp = await stack.ami.client.action({"Action": "BlindTransfer", "Channel": seat_chan,
+                                          "Context": "from-seats", "Exten": target})
+    assert resp.get("Response") == "Success", resp
+    assert await asyncio.to_thread(run.wait, 30) == 0, run.errors()
+    c = await api.call_of(caller)
+    transfers = [e for e in c["timeline"] if e["type"] == "transferred"]
+    assert transfers and transfers[0]["data"]["kind"] == "blind"
+    assert transfers[0]["data"]["target"] == target
+    assert transfers[0]["data"]["target_service"] == "110"
+    assert transfers[0]["seat"] == seat
+    assert c["outcome"] == "transferred_110"

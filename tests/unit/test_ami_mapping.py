@@ -419,3 +419,11 @@ async def test_on_ami_event_publishes_mapped_events() -> None:
     assert listener.events_seen == len(recorded())
     assert listener.events_mapped == 6
     assert [e.type for e in store.applied] == [e.type for e in sink.emitted]
+
+
+def test_transfer_to_a_seat_of_the_other_platform_names_its_service() -> None:
+    cfg = MappingConfig(seats={"1201": Service.HOTLINE_12345, "1101": Service.POLICE_110})
+    (ev,) = map_event(blind_transfer(), cfg)
+    assert ev.data["target_service"] == "110"
+    (ev,) = map_event(attended_transfer(), cfg)
+    assert ev.data["target_service"] == "110" and ev.data["target"] == "1101"

@@ -99,3 +99,8 @@ def test_random_calls_are_order_independent(seed: int) -> None:
 def test_empty_is_an_error() -> None:
     with pytest.raises(ValueError):
         summarise([])
+
+
+def test_transfer_within_the_same_platform_is_not_a_hand_over() -> None:
+    same = [e if e["type"] != "transferred" else {**e, "data": {"target_service": "110"}} for e in CALL]
+    assert summarise(same)["outcome"] == "resolved_on_call", "110 seat to another 110 seat"
