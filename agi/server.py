@@ -111,7 +111,10 @@ class FastAgiApplication(Application):
 
 
 async def send_variables(request: Request, variables: Mapping[str, str]) -> None:
-    """``SET VARIABLE`` each one, in order; stop at the first error or hangup."""
+    """``SET VARIABLE`` each one, in order; stop at the first error or hangup.
+
+    One command, one answer, strictly in turn: writing the commands at once (pipelining) was tried
+    and Asterisk 22 loses the channel's AGI session (the integration tier caught it)."""
     try:
         async with asyncio.timeout(ANSWER_TIMEOUT_S):
             for name, value in variables.items():

@@ -91,11 +91,13 @@ async def test_abandoned_event_wins_over_answer(api) -> None:
 
 
 async def test_transfers_give_transferred_outcomes(api) -> None:
-    for lid, target, outcome in (
-        ("1700.7", "110", "transferred_110"),
-        ("1700.8", "12345", "transferred_12345"),
+    # A call at one platform handed to the other; a transfer within a platform is no hand-over.
+    for lid, service, target, outcome in (
+        ("1700.7", "12345", "110", "transferred_110"),
+        ("1700.8", "110", "12345", "transferred_12345"),
+        ("1700.81", "12345", "12345", "resolved_on_call"),
     ):
-        events = api.answered_call(lid) + [
+        events = [{**e, "service": service} for e in api.answered_call(lid)] + [
             api.event(
                 lid, "transferred", 30, data={"kind": "blind", "target": "8110", "target_service": target}
             )
