@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
-from app import keys, route_api
+from app import flows_api, keys, route_api
 from app.auth import TokenBook
 from app.calls import http as calls_http
 from app.calls.services import CallService
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: Settings, secrets: Secrets | None = None, *, migrate: bool = True
+    settings: Settings, secrets: Secrets | None = None, *, migrate: bool = True, flows: Any = None
 ) -> web.Application:
     """The API application. ``secrets`` defaults to ``settings.secrets_file`` (read here, not at import).
 
@@ -48,6 +49,7 @@ def create_app(
     calls_http.setup_routes(app)
     harassment_http.setup_routes(app)
     route_api.setup_routes(app)
+    flows_api.setup_routes(app, flows)  # flows: call_flows.flows.FlowService, from `hotline up`
     return app
 
 

@@ -14,6 +14,7 @@ from app.harassment.services import HarassmentService
 from app.notifier import EventNotifier
 from app.redis_link import RedisLink
 from app.route_api import RouterHolder
+from call_flows.flows import FlowService
 from hotline.secrets import Secrets
 from hotline.settings import Settings
 
@@ -26,5 +27,6 @@ NOTIFIER = web.AppKey("notifier", EventNotifier)
 CALLS = web.AppKey("calls", CallService)
 HARASSMENT = web.AppKey("harassment", HarassmentService)
 ROUTER = web.AppKey("router", RouterHolder)
+FLOWS = web.AppKey("flows", FlowService)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

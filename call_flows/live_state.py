@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from hotline import redis_keys
 from hotline.contracts import CallEvent, CallEventType
@@ -16,6 +17,7 @@ _STATE = {
     CallEventType.ANSWERED: "talking",
     CallEventType.BRIDGED: "talking",
     CallEventType.TRANSFERRED: "transferring",
+    CallEventType.TRANSFER_FAILED: "transferring",
     CallEventType.ABANDONED: "abandoned",
     CallEventType.HANGUP: "ended",
 }
@@ -25,7 +27,7 @@ ENDED_TTL_S = 3600
 class LiveCalls:
     """Writes each call's latest state; Redis trouble is logged, never raised (calls go on)."""
 
-    def __init__(self, redis: object) -> None:
+    def __init__(self, redis: Any) -> None:
         self._redis = redis
 
     async def apply(self, ev: CallEvent) -> None:
@@ -40,8 +42,16 @@ class LiveCalls:
             fields["caller"] = ev.caller
         if ev.seat:
             fields["seat"] = ev.seat
+        # The channels the flows act on: the caller's, and the seat's while one is connected.
+        if ev.type is CallEventType.ARRIVED and ev.data.get("channel"):
+            fields["caller_channel"] = str(ev.data["channel"])
+        if ev.type is CallEventType.ANSWERED:
+            if ev.data.get("channel"):
+                fields["seat_channel"] = str(ev.data["channel"])
+            if ev.data.get("caller_channel"):
+                fields["caller_channel"] = str(ev.data["caller_channel"])
         try:
-            pipe = self._redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+            pipe = self._redis.pipeline(transaction=False)
             pipe.hset(key, mapping=fields)
             if ev.type is CallEventType.HANGUP:
                 pipe.srem(redis_keys.LIVE_CALLS, ev.linkedid)
@@ -53,11 +63,20 @@ class LiveCalls:
         except Exception as exc:  # noqa: BLE001 - Redis down must not stop event recording
             log.warning("live state not updated for %s: %s", ev.linkedid, exc)
 
+    async def get(self, linkedid: str) -> dict[str, str]:
+        """The live hash of one call ({} when unknown). Raises on Redis trouble."""
+        raw = await self._redis.hgetall(redis_keys.live_call(linkedid))
+        return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                for k, v in raw.items()}
+
+    async def mark(self, linkedid: str, **fields: str) -> None:
+        await self._redis.hset(redis_keys.live_call(linkedid), mapping=fields)
+
     async def live_linkedids(self) -> set[str]:
         if self._redis is None:
             return set()
         try:
-            members = await self._redis.smembers(redis_keys.LIVE_CALLS)  # type: ignore[attr-defined]
+            members = await self._redis.smembers(redis_keys.LIVE_CALLS)
         except Exception as exc:  # noqa: BLE001
             log.warning("cannot read live calls: %s", exc)
             return set()

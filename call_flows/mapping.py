@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hotline.contracts import CallEvent, CallEventType, Service
-from hotline.names import SERVICE_BY_QUEUE
+from hotline.names import SERVICE_BY_QUEUE, UEV_TRANSFER, UEV_TRANSFER_FAILED
 from hotline.phone import clean_number
 
 _SEAT_FROM_CHANNEL = re.compile(r"^PJSIP/([0-9]{2,8})-[0-9a-f]+$")
@@ -107,7 +107,8 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
             dest = ev.get("DestChannel", "")
             seat = seat_of(ev.get("Interface")) or seat_of(dest)
             return [_ev(CallEventType.ANSWERED, linkedid, ev.get("DestUniqueid", dest), ev, seat=seat,
-                        data={"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime"))})]
+                        data={"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime")),
+                              "channel": dest[:80], "caller_channel": channel[:80]})]
         elif name == "QueueCallerAbandon":
             return [_ev(CallEventType.ABANDONED, linkedid, uniqueid, ev,
                         data={"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime")),
@@ -127,6 +128,8 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
                 data["target_service"] = target_service.value
             return [_ev(CallEventType.TRANSFERRED, linkedid, f"{kind}:{event_time(ev)}", ev, seat=seat,
                         data=data)]
+        elif name == "UserEvent":
+            return _user_event(ev, linkedid, cfg)
         elif name == "Hangup":
             if uniqueid == linkedid:
                 return [_ev(CallEventType.HANGUP, linkedid, uniqueid, ev,
@@ -134,6 +137,28 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
     except (ValueError, TypeError):
         return []
     return []
+
+
+def _user_event(ev: Mapping[str, str], linkedid: str, cfg: MappingConfig) -> list[CallEvent]:
+    """The dialplan's own events (``UserEvent(Hotline...)``): flows that have no AMI event of their
+    own, such as the one-touch transfer (a ChannelRedirect) and its fallback."""
+    kind = ev.get("UserEvent", "")
+    target = str(ev.get("Target", ""))[:32]
+    seat = ev.get("From") if _SEAT_ID.fullmatch(str(ev.get("From", ""))) else None
+    data: dict[str, object] = {"target": target}
+    if (svc := cfg.service_of_target(target)) is not None:
+        data["target_service"] = svc.value
+    if kind == UEV_TRANSFER:
+        data["kind"] = str(ev.get("Kind", "blind"))[:16]
+        return [_ev(CallEventType.TRANSFERRED, linkedid, f"uev:{event_time(ev)}", ev, seat=seat, data=data)]
+    if kind == UEV_TRANSFER_FAILED:
+        data["status"] = str(ev.get("Status", ""))[:32]
+        return [_ev(CallEventType.TRANSFER_FAILED, linkedid, f"uev:{event_time(ev)}", ev, seat=seat,
+                    data=data)]
+    return []
+
+
+_SEAT_ID = re.compile(r"[0-9]{2,8}")
 
 
 def _int(v: str | None) -> int:

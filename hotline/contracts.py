@@ -24,6 +24,7 @@ class CallEventType(enum.StrEnum):
     ANSWERED = "answered"        # a seat answered (data.seat)
     BRIDGED = "bridged"          # caller and seat share a bridge
     TRANSFERRED = "transferred"  # blind or attended transfer (data.kind, data.target)
+    TRANSFER_FAILED = "transfer_failed"  # nobody answered at the target: the caller came back
     ABANDONED = "abandoned"      # caller hung up while waiting in a queue
     HANGUP = "hangup"            # the caller's channel is gone (data.cause, data.cause_txt)
     OUTCOME = "outcome"          # an outcome was set (operator or flow)

@@ -25,10 +25,21 @@ CTX_INTAKE = "hotline-intake"          # common intake: AGI, then queue; fails o
 CTX_SEATS = "from-seats"               # what operator seats may dial
 CTX_SUPERVISORS = "from-supervisors"   # what supervisor phones may dial
 CTX_AGI_FAIL = "agi-fail"              # where intake failures land (still queues the caller)
+CTX_SEAT_LEG = "hotline-seat-leg"      # Queue/Dial option b: arms the feature codes on a seat's leg
+CTX_FLOWS = "hotline-flows"            # what the seat feature codes run
+CTX_TRANSFER = "hotline-transfer"      # one-touch transfer: <platform>-<seat>, with fallback
 
 # --- Queues ---------------------------------------------------------------------------------------
 QUEUE_BY_SERVICE = {Service.HOTLINE_12345: "hotline-12345", Service.POLICE_110: "police-110"}
 SERVICE_BY_QUEUE = {q: s for s, q in QUEUE_BY_SERVICE.items()}
+
+# --- Seat feature codes (applicationmap names; the keys are site configuration) ------------------
+FEATURE_ONE_TOUCH = "hotline-onetouch"   # 一键转接: send the caller to the other platform
+SEAT_FEATURES = (FEATURE_ONE_TOUCH,)
+
+# --- AMI user events the dialplan raises for the backend ------------------------------------------
+UEV_TRANSFER = "HotlineTransfer"
+UEV_TRANSFER_FAILED = "HotlineTransferFailed"
 
 # --- AGI routes -----------------------------------------------------------------------------------
 AGI_ROUTE_INTAKE = "intake"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.contracts import Service
-from hotline.names import CTX_INTAKE, QUEUE_BY_SERVICE
+from hotline.names import CTX_FLOWS, CTX_INTAKE, FEATURE_ONE_TOUCH, QUEUE_BY_SERVICE, SEAT_FEATURES
 from hotline.secrets import Secrets
 from hotline.site import Site
 
@@ -97,7 +97,7 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int) 
         raise ValueError("AMI secrets missing: run `hotline setup` (ensure_secrets) first")
     files["manager_users.conf"] = (
         f"[{AMI_USER}]\nsecret = {secrets.ami_secret}\n{acl}"
-        "read = call,agent,reporting\nwrite = call,originate,reporting,agent\n\n"
+        "read = call,agent,reporting,user\nwrite = call,originate,reporting,agent\n\n"
         f"[{AMI_ADMIN_USER}]\nsecret = {secrets.ami_admin_secret}\n{acl}"
         "read = system\nwrite = system,config,reporting\n"
     )
@@ -109,8 +109,16 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int) 
         files[f"queue_members_{LINKAGE_QUEUE[svc]}.conf"] = "".join(
             f"member => PJSIP/{s},0,{s}\n" for s in site.linkage[svc]
         )
-    files["applicationmap.conf"] = "; feature codes of the call flows are added here\n"
-    files["globals.conf"] = f"HOTLINE_AGI={agi_host}:{agi_port}\n"
+    files["applicationmap.conf"] = (
+        f"{FEATURE_ONE_TOUCH} => {site.feature_codes['one_touch_transfer']},self,"
+        f"Gosub({CTX_FLOWS},onetouch,1)\n"
+    )
+    files["globals.conf"] = (
+        f"HOTLINE_AGI={agi_host}:{agi_port}\n"
+        f"HOTLINE_SEAT_FEATURES={'#'.join(SEAT_FEATURES)}\n"
+        f"HOTLINE_XFER_TIMEOUT={site.transfer_timeout_s}\n"
+        f"HOTLINE_XFER_BACK_TIMEOUT={site.transfer_back_timeout_s}\n"
+    )
     numbers = []
     for svc in Service:
         for num in site.numbers[svc]:

@@ -127,17 +127,48 @@ Content-Length: 0
 """
 
 
-def seat_scenario(ring_ms: int = 100) -> str:
-    """Seat UAS: ring, answer, wait for the BYE (the caller or Asterisk ends the call)."""
+def seat_scenario(ring_ms: int = 100, dtmf: str = "", dtmf_after_ms: int = 800) -> str:
+    """Seat UAS: ring, answer, optionally press ``dtmf`` (SIP INFO, one request a digit) after
+    ``dtmf_after_ms``, then wait for the BYE (the caller or Asterisk ends the call)."""
     resp_hdrs = """[last_Via:]
 [last_From:]
 [last_To:];tag=[pid]SIPpTag01[call_number]
 [last_Call-ID:]
 [last_CSeq:]
 Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
+    keys = ""
+    if dtmf:
+        keys = f'  <pause milliseconds="{dtmf_after_ms}"/>\n'
+        for n, digit in enumerate(dtmf):
+            body = f"Signal={digit}\nDuration=120"
+            keys += f"""  <send retrans="500"><![CDATA[
+INFO [$remote_contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From:[$local_party];tag=[pid]SIPpTag01[call_number]
+To:[$remote_party]
+[last_Call-ID:]
+CSeq: {10 + n} INFO
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+{body}
+]]></send>
+  <recv response="200" crlf="true"/>
+  <pause milliseconds="60"/>
+"""
+    invite_recv = '<recv request="INVITE" crlf="true"/>'
+    if dtmf:
+        invite_recv = """<recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="sip:[^&gt;;]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_party"/>
+    </action>
+  </recv>"""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="seat answers">
-  <recv request="INVITE" crlf="true"/>
+  {invite_recv}
   <send><![CDATA[
 SIP/2.0 180 Ringing
 {resp_hdrs}
@@ -153,7 +184,7 @@ Content-Length: [len]
 {SDP}
 ]]></send>
   <recv request="ACK" rtd="true" crlf="true"/>
-  <recv request="BYE"/>
+{keys}  <recv request="BYE"/>
   <send><![CDATA[
 SIP/2.0 200 OK
 [last_Via:]
@@ -255,6 +286,8 @@ class Seat:
     ring_ms: int = 100
     port: int = 0
     uas: SippRun | None = None
+    dtmf: str = ""            # keys this seat presses after answering (SIP INFO)
+    dtmf_after_ms: int = 800
 
     def register(self, timeout: float = 10.0) -> None:
         if not self.port:
@@ -280,7 +313,7 @@ class Seat:
     def _start_uas(self) -> Seat:
         self.uas = SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-key", "seat",
                             self.seat, "-mi", self.local_ip, "-mp", "0", "-nostdin"],
-                           seat_scenario(self.ring_ms)).start()
+                           seat_scenario(self.ring_ms, self.dtmf, self.dtmf_after_ms)).start()
         time.sleep(0.2)  # let the UAS bind before Asterisk sends it anything
         return self
 

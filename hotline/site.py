@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotline.contracts import Service
@@ -39,6 +39,9 @@ class Site:
     supervisors: tuple[str, ...]
     ring_seat_s: int = 15
     retry_s: int = 2
+    transfer_timeout_s: int = 20
+    transfer_back_timeout_s: int = 20
+    feature_codes: dict[str, str] = field(default_factory=lambda: {"one_touch_transfer": "*1"})
 
     @property
     def all_seats(self) -> tuple[str, ...]:
@@ -85,6 +88,16 @@ def _int(d: dict, path: str, default: int) -> int:
 def _str(d: dict, path: str, default: str) -> str:
     v = _get(d, path, str, default)
     assert isinstance(v, str)
+    return v
+
+
+_CODE_RE = re.compile(r"^[0-9*#]{1,6}$")
+
+
+def _code(d: dict, path: str, default: str) -> str:
+    v = _str(d, path, default)
+    if not _CODE_RE.fullmatch(v):
+        raise SiteError(f"site: {path!r} must be 1-6 of 0-9 * #, got {v!r}")
     return v
 
 
@@ -141,7 +154,15 @@ def parse_site(data: dict) -> Site:
         supervisors=supervisors,
         ring_seat_s=_int(data, "queues.ring_seat_s", 15),
         retry_s=_int(data, "queues.retry_s", 2),
+        transfer_timeout_s=_int(data, "flows.transfer_timeout_s", 20),
+        transfer_back_timeout_s=_int(data, "flows.transfer_back_timeout_s", 20),
+        feature_codes={"one_touch_transfer": _code(data, "feature_codes.one_touch_transfer", "*1")},
     )
+    codes = list(site.feature_codes.values()) + ["##", "*2"]
+    for a in codes:
+        for b in codes:
+            if a is not b and b.startswith(a):
+                raise SiteError(f"site: feature code {a!r} is a prefix of {b!r}")
     if site.rtp_end <= site.rtp_start:
         raise SiteError("site: sip.rtp_end must be above sip.rtp_start")
     return site

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from agi.server import AgiServer, start_agi_server
 from app import keys
 from app.factory import create_app
+from call_flows.flows import FlowService
 from call_flows.listener import AmiListener
 from call_flows.live_state import LiveCalls
 from call_flows.mapping import MappingConfig
@@ -51,6 +52,7 @@ class Stack:
     ami: AmiListener | None = None
     sink: EventSink | None = None
     redis: Redis | None = None
+    flows: FlowService | None = None
     _runner: web.AppRunner | None = None
     _extra: dict[str, Any] = field(default_factory=dict)
 
@@ -99,7 +101,9 @@ class Stack:
         self.asterisk.start()
 
     async def start_api(self) -> None:
-        app = create_app(self.settings, self.secrets)
+        self.flows = FlowService(lambda: self.ami.client if self.ami else None, LiveCalls(self.redis),
+                                 self.site)
+        app = create_app(self.settings, self.secrets, flows=self.flows)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.api_host, self.settings.api_port).start()

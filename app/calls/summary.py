@@ -119,7 +119,11 @@ def _outcome(
     else:
         # The last transfer to the other platform decides where the call went.
         outcome = Outcome.RESOLVED_ON_CALL
+        failed = by_type.get(T.TRANSFER_FAILED.value, [])
+        last_failure = max((_ts(e) for e in failed), default=None)
         for e in sorted(by_type.get(T.TRANSFERRED.value, []), key=_ts, reverse=True):
+            if last_failure is not None and last_failure >= _ts(e):
+                break  # the latest hand-over failed: the caller came back to this platform
             target = str(e["data"].get("target_service"))
             if target == service:
                 continue  # a transfer within the same platform (another seat) is not a hand-over

@@ -427,3 +427,20 @@ def test_transfer_to_a_seat_of_the_other_platform_names_its_service() -> None:
     assert ev.data["target_service"] == "110"
     (ev,) = map_event(attended_transfer(), cfg)
     assert ev.data["target_service"] == "110" and ev.data["target"] == "1101"
+
+
+def test_dialplan_user_events_become_transfer_events() -> None:
+    cfg = MappingConfig(seats={"1201": Service.HOTLINE_12345, "1101": Service.POLICE_110})
+    base_ev = {"Event": "UserEvent", "Timestamp": "1795940630.250000", "Channel": "PJSIP/trunk-0000000a",
+               "Uniqueid": "pbx-1795940600.7", "Linkedid": "pbx-1795940600.7"}
+    (xfer,) = map_event({**base_ev, "UserEvent": "HotlineTransfer", "Target": "110", "From": "1201",
+                         "Kind": "blind"}, cfg)
+    assert xfer.type is CallEventType.TRANSFERRED and xfer.seat == "1201"
+    assert xfer.data == {"target": "110", "target_service": "110", "kind": "blind"}
+    (failed,) = map_event({**base_ev, "UserEvent": "HotlineTransferFailed", "Target": "110", "From": "1201",
+                           "Status": "TIMEOUT", "Timestamp": "1795940650.0"}, cfg)
+    assert failed.type is CallEventType.TRANSFER_FAILED and failed.data["status"] == "TIMEOUT"
+    assert accepted_by_api(xfer) and accepted_by_api(failed)
+    assert map_event({**base_ev, "UserEvent": "SomethingElse"}, cfg) == []
+    odd = map_event({**base_ev, "UserEvent": "HotlineTransfer", "From": "x\r\nEvent: Hangup"}, cfg)
+    assert odd and odd[0].seat is None

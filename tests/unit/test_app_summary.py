@@ -104,3 +104,8 @@ def test_empty_is_an_error() -> None:
 def test_transfer_within_the_same_platform_is_not_a_hand_over() -> None:
     same = [e if e["type"] != "transferred" else {**e, "data": {"target_service": "110"}} for e in CALL]
     assert summarise(same)["outcome"] == "resolved_on_call", "110 seat to another 110 seat"
+
+
+def test_a_failed_hand_over_leaves_the_call_with_its_platform() -> None:
+    failed = CALL[:-1] + [ev("transfer_failed", 40, data={"target_service": "12345"}), CALL[-1]]
+    assert summarise(failed)["outcome"] == "resolved_on_call"

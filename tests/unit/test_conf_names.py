@@ -257,4 +257,13 @@ def test_every_context_is_reachable(dialplan: dict[str, Context]) -> None:
             reached |= {p[0] for p in jump_targets(line) if len(p) == 3}
             if m := re.match(r"include\s*=>\s*(\S+)", line):
                 reached.add(m.group(1))
+            reached |= set(re.findall(r"b\(([\w-]+)\^", line))  # Queue/Dial option b(ctx^exten^prio)
+            reached |= set(re.findall(r"ChannelRedirect\([^,]+,([\w-]+),", line))
+    # features.conf applicationmap entries (generated from the site) Gosub into contexts too.
+    site = load_site(REPO / "site.toml")
+    appmap = generated_files(site, Secrets("x", {s: "p" for s in site.all_seats}, {}, "y"),
+                             "127.0.0.1", 4573)["applicationmap.conf"]
+    reached |= set(re.findall(r"Gosub\(([\w-]+),", appmap))
+    # The API's flows enter hotline-transfer by AMI Redirect.
+    reached.add(names.CTX_TRANSFER)
     assert set(dialplan) - reached == set(), "contexts nothing jumps to, includes, or enters"

@@ -261,7 +261,7 @@ def test_manager_users_are_loopback_only_and_least_privilege(files: dict[str, st
     def privs(user: str, key: str) -> set[str]:
         return set(users[user][key][0].split(","))
 
-    assert privs(AMI_USER, "read") == {"call", "agent", "reporting"}
+    assert privs(AMI_USER, "read") == {"call", "agent", "reporting", "user"}
     assert privs(AMI_ADMIN_USER, "write") == {"system", "config", "reporting"}
     assert "system" not in privs(AMI_USER, "read") | privs(AMI_USER, "write")
     assert users[AMI_USER]["secret"] != users[AMI_ADMIN_USER]["secret"]
@@ -271,7 +271,8 @@ def test_manager_general_and_rtp_use_the_site(site: Site, files: dict[str, str])
     assert files["manager_general.conf"] == f"bindaddr = {site.ami_bind}\nport = {site.ami_port}\n"
     assert files["rtp_ports.conf"] == f"rtpstart = {site.rtp_start}\nrtpend = {site.rtp_end}\n"
     assert f"bind = {site.sip_bind}:{site.sip_port}" in files["pjsip_transport.conf"]
-    assert files["globals.conf"] == "HOTLINE_AGI=127.0.0.1:4573\n"
+    assert files["globals.conf"].startswith("HOTLINE_AGI=127.0.0.1:4573\n")
+    assert "HOTLINE_SEAT_FEATURES=hotline-onetouch\n" in files["globals.conf"]
 
 
 def test_every_seat_can_be_dialled_from_another_seat(site: Site, files: dict[str, str]) -> None:
