@@ -79,7 +79,7 @@ class FlowService:
         state = await self._state(linkedid)
         if state.get("state") == "ended":
             raise CallNotBridged("the call has ended")
-        if state.get("state") == "transferring":
+        if state.get("transfer") or state.get("state") == "transferring":
             raise TransferInProgress("a transfer of this call is already under way")
         seat, caller_channel = state.get("seat", ""), state.get("caller_channel", "")
         if state.get("state") != "talking" or not seat or not caller_channel:
@@ -92,16 +92,16 @@ class FlowService:
         if target is here:
             raise SamePlatform(f"the call is already at {here.value}")
         client = self._client()
-        await self._live.mark(linkedid, state="transferring")
+        await self._live.mark(linkedid, state="transferring", transfer="pending")
         try:
             resp = await client.action({"Action": "Redirect", "Channel": caller_channel,
                                         "Context": CTX_TRANSFER, "Exten": f"{target.value}-{seat}",
                                         "Priority": "1"})
         except Exception as exc:  # noqa: BLE001
-            await self._live.mark(linkedid, state="talking")
+            await self._live.mark(linkedid, state="talking", transfer="")
             raise FlowsUnavailable(f"AMI Redirect failed: {exc}") from None
         if resp.get("Response") != "Success":
-            await self._live.mark(linkedid, state="talking")
+            await self._live.mark(linkedid, state="talking", transfer="")
             raise FlowError(f"Asterisk refused the transfer: {resp.get('Message', '?')}")
         log.info("transfer of %s from seat %s to %s requested", linkedid, seat, target.value)
         return {"linkedid": linkedid, "from_seat": seat, "target": target.value, "mode": "blind"}

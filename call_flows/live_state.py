@@ -45,7 +45,12 @@ class LiveCalls:
         # The channels the flows act on: the caller's, and the seat's while one is connected.
         if ev.type is CallEventType.ARRIVED and ev.data.get("channel"):
             fields["caller_channel"] = str(ev.data["channel"])
+        # A transfer is pending from the moment it starts until a seat answers the caller again
+        # (the other side, or the first seat when nobody answered there).
+        if ev.type in (CallEventType.TRANSFERRED, CallEventType.TRANSFER_FAILED):
+            fields["transfer"] = "pending"
         if ev.type is CallEventType.ANSWERED:
+            fields["transfer"] = ""
             if ev.data.get("channel"):
                 fields["seat_channel"] = str(ev.data["channel"])
             if ev.data.get("caller_channel"):

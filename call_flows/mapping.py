@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hotline.contracts import CallEvent, CallEventType, Service
-from hotline.names import SERVICE_BY_QUEUE, UEV_TRANSFER, UEV_TRANSFER_FAILED
+from hotline.names import CTX_TRANSFER, SERVICE_BY_QUEUE, UEV_TRANSFER, UEV_TRANSFER_FAILED
 from hotline.phone import clean_number
 
 _SEAT_FROM_CHANNEL = re.compile(r"^PJSIP/([0-9]{2,8})-[0-9a-f]+$")
@@ -109,6 +109,15 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
             return [_ev(CallEventType.ANSWERED, linkedid, ev.get("DestUniqueid", dest), ev, seat=seat,
                         data={"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime")),
                               "channel": dest[:80], "caller_channel": channel[:80]})]
+        elif name == "DialEnd":
+            # A seat reached by Dial in the transfer fallback (back to the first seat) answered the
+            # caller. Queue's own dials are left to AgentConnect.
+            dest = ev.get("DestChannel", "")
+            seat = seat_of(dest)
+            if (ev.get("DialStatus") == "ANSWER" and uniqueid == linkedid and seat
+                    and ev.get("Context") == CTX_TRANSFER):
+                return [_ev(CallEventType.ANSWERED, linkedid, ev.get("DestUniqueid", dest), ev, seat=seat,
+                            data={"channel": dest[:80], "caller_channel": channel[:80]})]
         elif name == "QueueCallerAbandon":
             return [_ev(CallEventType.ABANDONED, linkedid, uniqueid, ev,
                         data={"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime")),

@@ -7,6 +7,7 @@ private state directory, and use its ``stop_*`` / ``start_*`` methods to take pa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -61,9 +62,9 @@ class Stack:
         return cls(settings=settings, site=load_site(settings.site_file), **kw)
 
     @classmethod
-    def for_tests(cls, settings: Settings, instance_name: str) -> Stack:
+    def for_tests(cls, settings: Settings, instance_name: str, **site_changes: Any) -> Stack:
         """Same stack on free ports, so a test run never collides with `hotline up`."""
-        site = load_site(settings.site_file)
+        site = dataclasses.replace(load_site(settings.site_file), **site_changes)
         rtp = 30000 + (free_port() % 200) * 100
         site = site.with_ports(sip_port=free_port_pair(), ami_port=free_port(),
                                agi_port=free_port(), rtp_start=rtp)

@@ -56,9 +56,11 @@ def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
     service = next((e["service"] for e in evs if e.get("service")), None)
     caller = next((e["caller"] for e in evs if e.get("caller")), None)
+    # The seat that holds the caller last (after transfers); answered_at stays the first answer.
     seat = None
-    if answered:
-        seat = answered.get("seat") or answered["data"].get("seat")
+    last_answer = max(by_type.get(T.ANSWERED.value, []), key=_ts, default=None)
+    if last_answer:
+        seat = last_answer.get("seat") or last_answer["data"].get("seat")
     queue = None
     for e in by_type.get(T.QUEUED.value, []) + by_type.get(T.ARRIVED.value, []):
         if q := e["data"].get("queue"):
@@ -97,6 +99,19 @@ def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def _left_waiting(by_type: dict[str, list[Mapping[str, Any]]]) -> bool:
+    """After an answer, the caller still abandoned if the last abandon (hanging up while waiting
+    in a transfer's queue) came after every answer, bridge and failed transfer: a transfer queue's
+    timeout also raises an abandon, but the fallback then answers or bridges the caller again."""
+    abandons = by_type.get(T.ABANDONED.value, [])
+    if not abandons:
+        return False
+    last_abandon = max(_ts(e) for e in abandons)
+    later = [e for t in (T.ANSWERED, T.BRIDGED, T.TRANSFER_FAILED) for e in by_type.get(t.value, [])
+             if _ts(e) > last_abandon]
+    return not later
+
+
 def _outcome(
     by_type: dict[str, list[Mapping[str, Any]]], answered: bool, ended: Mapping[str, Any] | None,
     service: str | None = None,
@@ -114,7 +129,7 @@ def _outcome(
         }
     if ended is None:
         return {}
-    if not answered or T.ABANDONED.value in by_type:
+    if not answered or _left_waiting(by_type):
         outcome = Outcome.ABANDONED
     else:
         # The last transfer to the other platform decides where the call went.

@@ -39,7 +39,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     settings = Settings(state_dir=state, site_file=env.site_file, conf_dir=env.conf_dir,
                         database_url=os.environ.get("HOTLINE_TEST_DATABASE_URL", ""),
                         asterisk_rootfs=env.asterisk_rootfs, agi_budget_ms=400)
-    st = Stack.for_tests(settings, instance_name=f"test-{uuid.uuid4().hex[:6]}")
+    # Short transfer timeouts so the no-answer fallback is tested in seconds, not minutes.
+    st = Stack.for_tests(settings, instance_name=f"test-{uuid.uuid4().hex[:6]}",
+                         transfer_timeout_s=4, transfer_back_timeout_s=8)
     await st.start()
     try:
         yield st

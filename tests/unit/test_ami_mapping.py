@@ -444,3 +444,13 @@ def test_dialplan_user_events_become_transfer_events() -> None:
     assert map_event({**base_ev, "UserEvent": "SomethingElse"}, cfg) == []
     odd = map_event({**base_ev, "UserEvent": "HotlineTransfer", "From": "x\r\nEvent: Hangup"}, cfg)
     assert odd and odd[0].seat is None
+
+
+def test_fallback_dial_answer_is_an_answer_but_queue_dials_are_not() -> None:
+    ev = {"Event": "DialEnd", "Timestamp": "1795940660.0", "Channel": "PJSIP/trunk-0000000a",
+          "Uniqueid": "pbx-1795940600.7", "Linkedid": "pbx-1795940600.7", "Context": "hotline-transfer",
+          "DestChannel": "PJSIP/1201-0000000c", "DestUniqueid": "pbx-1795940659.12", "DialStatus": "ANSWER"}
+    (answered,) = map_event(ev, CFG)
+    assert answered.type is CallEventType.ANSWERED and answered.seat == "1201"
+    assert map_event({**ev, "Context": "hotline-intake"}, CFG) == []  # Queue's dial: AgentConnect's job
+    assert map_event({**ev, "DialStatus": "NOANSWER"}, CFG) == []

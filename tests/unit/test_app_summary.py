@@ -109,3 +109,13 @@ def test_transfer_within_the_same_platform_is_not_a_hand_over() -> None:
 def test_a_failed_hand_over_leaves_the_call_with_its_platform() -> None:
     failed = CALL[:-1] + [ev("transfer_failed", 40, data={"target_service": "12345"}), CALL[-1]]
     assert summarise(failed)["outcome"] == "resolved_on_call"
+
+
+def test_queue_timeout_during_a_transfer_is_not_an_abandon_but_hanging_up_waiting_is() -> None:
+    came_back = CALL[:-1] + [ev("transferred", 30, data={"target_service": "12345"}),
+                             ev("abandoned", 34), ev("transfer_failed", 34.1), ev("bridged", 36),
+                             CALL[-1]]
+    assert summarise(came_back)["outcome"] == "resolved_on_call"
+    hung_up_waiting = CALL[:-1] + [ev("transferred", 30, data={"target_service": "12345"}),
+                                   ev("abandoned", 33), CALL[-1]]
+    assert summarise(hung_up_waiting)["outcome"] == "abandoned"
