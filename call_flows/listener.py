@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from call_flows.ami import AmiClient
@@ -23,6 +24,7 @@ class AmiListener:
         self._live = live
         self._mapping = mapping
         self.events_seen = 0
+        self.observers: list[Callable[[dict[str, str]], None]] = []  # raw AMI events (benchmarks)
         self.events_mapped = 0
         self.resyncs = 0
         self.client = AmiClient(host=host, port=port, username=username, secret=secret,
@@ -36,6 +38,8 @@ class AmiListener:
 
     async def on_ami_event(self, ev: dict[str, str]) -> None:
         self.events_seen += 1
+        for observe in self.observers:
+            observe(ev)
         for call_ev in map_event(ev, self._mapping):
             await self._publish(call_ev)
 

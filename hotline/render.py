@@ -97,7 +97,7 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int) 
         raise ValueError("AMI secrets missing: run `hotline setup` (ensure_secrets) first")
     files["manager_users.conf"] = (
         f"[{AMI_USER}]\nsecret = {secrets.ami_secret}\n{acl}"
-        "read = call,agent,reporting,user\nwrite = call,originate,reporting,agent\n\n"
+        "read = call,agent,reporting,user,dtmf\nwrite = call,originate,reporting,agent\n\n"
         f"[{AMI_ADMIN_USER}]\nsecret = {secrets.ami_admin_secret}\n{acl}"
         "read = system\nwrite = system,config,reporting\n"
     )

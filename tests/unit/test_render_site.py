@@ -261,7 +261,7 @@ def test_manager_users_are_loopback_only_and_least_privilege(files: dict[str, st
     def privs(user: str, key: str) -> set[str]:
         return set(users[user][key][0].split(","))
 
-    assert privs(AMI_USER, "read") == {"call", "agent", "reporting", "user"}
+    assert privs(AMI_USER, "read") == {"call", "agent", "reporting", "user", "dtmf"}
     assert privs(AMI_ADMIN_USER, "write") == {"system", "config", "reporting"}
     assert "system" not in privs(AMI_USER, "read") | privs(AMI_USER, "write")
     assert users[AMI_USER]["secret"] != users[AMI_ADMIN_USER]["secret"]

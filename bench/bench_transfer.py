@@ -1,0 +1,157 @@
+"""Key press to the other side: the one-touch transfer beside Asterisk's own blind transfer.
+
+Real calls on the whole stack: a SIPp caller dials 12345, a 12345 seat answers and presses keys
+(SIP INFO DTMF), 110 seats answer. From the end of the last key (AMI ``DTMFEnd`` on the seat's
+channel) it measures, per call:
+
+- to ring: until Asterisk starts ringing a 110 seat (``DialBegin`` towards it);
+- to bridged: until the caller is bridged with that seat (``BridgeEnter`` of the 110 seat).
+
+The one-touch transfer is ``*1`` (dialplan: ChannelRedirect into the 110 queue, linkage seats
+first). The baseline, measured the same way in the same run, is Asterisk's built-in blind transfer
+(features.conf ``blindxfer``): ``##`` then the 110 seat's number.
+
+    .venv/bin/python -m bench.bench_transfer [--calls 20]
+
+Prints a markdown table and writes ``bench/results/transfer.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from hotline.contracts import Service
+from hotline.settings import Settings
+from hotline.sipp import Seat, place_call
+from hotline.stack import Stack
+
+RESULTS = Path(__file__).resolve().parent / "results" / "transfer.json"
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
+
+
+class Recorder:
+    """Keeps the AMI events the measurement needs, with Asterisk's own timestamps."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, str]] = []
+
+    def __call__(self, ev: dict[str, str]) -> None:
+        if ev.get("Event") in ("DTMFEnd", "DialBegin", "BridgeEnter"):
+            self.events.append(ev)
+
+
+def measure(events: list[dict[str, str]], seat: str, targets: tuple[str, ...]) -> tuple[float, float] | None:
+    dtmf = [float(e["Timestamp"]) for e in events if e.get("Event") == "DTMFEnd"
+            and e.get("Channel", "").startswith(f"PJSIP/{seat}-") and e.get("Direction") == "Received"]
+    if not dtmf:
+        return None
+    t0 = max(dtmf)
+    ring = [float(e["Timestamp"]) for e in events if e.get("Event") == "DialBegin"
+            and any(e.get("DestChannel", "").startswith(f"PJSIP/{t}-") for t in targets)
+            and float(e["Timestamp"]) >= t0]
+    bridged = [float(e["Timestamp"]) for e in events if e.get("Event") == "BridgeEnter"
+               and any(e.get("Channel", "").startswith(f"PJSIP/{t}-") for t in targets)
+               and float(e["Timestamp"]) >= t0]
+    if not ring or not bridged:
+        return None
+    return (min(ring) - t0) * 1000, (min(bridged) - t0) * 1000
+
+
+async def run_mode(stack: Stack, recorder: Recorder, seat: Seat, keys: str, calls: int,
+                   targets: tuple[str, ...]) -> dict[str, Any]:
+    assert stack.secrets is not None
+    seat.stop()
+    seat.dtmf, seat.dtmf_after_ms = keys, 600
+    await asyncio.to_thread(seat.reregister)
+    ring_ms: list[float] = []
+    bridged_ms: list[float] = []
+    failed = 0
+    for n in range(calls):
+        recorder.events.clear()
+        run = place_call(asterisk=stack.sip_address, service="12345", caller=f"1380000{n:04d}",
+                         talk_ms=3500, local_ip=stack.site.trunk_hosts[0])
+        rc = await asyncio.to_thread(run.wait, 30)
+        await asyncio.sleep(0.3)
+        m = measure(recorder.events, seat.seat, targets)
+        if rc != 0 or m is None:
+            failed += 1
+            continue
+        ring_ms.append(m[0])
+        bridged_ms.append(m[1])
+    return {"keys": keys, "calls": calls, "measured": len(ring_ms), "failed": failed,
+            "ring_p50_ms": round(pct(ring_ms, 0.50), 2), "ring_p95_ms": round(pct(ring_ms, 0.95), 2),
+            "bridged_p50_ms": round(pct(bridged_ms, 0.50), 2),
+            "bridged_p95_ms": round(pct(bridged_ms, 0.95), 2)}
+
+
+async def main_async(calls: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = Settings.from_env()
+        settings = Settings(state_dir=Path(tmp), site_file=env.site_file, conf_dir=env.conf_dir,
+                            asterisk_rootfs=env.asterisk_rootfs, log_level="WARNING")
+        stack = Stack.for_tests(settings, instance_name=f"bench-{uuid.uuid4().hex[:6]}")
+        await stack.start()
+        seats: list[Seat] = []
+        try:
+            assert stack.secrets is not None and stack.ami is not None
+            recorder = Recorder()
+            stack.ami.observers.append(recorder)
+            presser_id = stack.site.operators[Service.HOTLINE_12345][0]
+            presser = Seat(presser_id, stack.secrets.sip_passwords[presser_id], stack.sip_address)
+            await asyncio.to_thread(presser.start)
+            seats.append(presser)
+            targets = stack.site.operators[Service.POLICE_110]
+            for t in targets:
+                seats.append(await asyncio.to_thread(
+                    Seat(t, stack.secrets.sip_passwords[t], stack.sip_address).start))
+            code = stack.site.feature_codes["one_touch_transfer"]
+            ours = await run_mode(stack, recorder, presser, code, calls, targets)
+            builtin = await run_mode(stack, recorder, presser, "##" + targets[0], calls, (targets[0],))
+        finally:
+            for s in seats:
+                s.stop()
+            await stack.stop()
+            if stack.asterisk is not None:
+                shutil.rmtree(stack.asterisk.paths.host, ignore_errors=True)
+    return {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "one_touch": ours, "builtin_blindxfer": builtin}
+
+
+def table(res: dict[str, Any]) -> str:
+    rows = ["| transfer | keys | calls measured | to ring p50 ms | to ring p95 ms | to bridged p50 ms | "
+            "to bridged p95 ms |", "|---|---|---:|---:|---:|---:|---:|"]
+    for name, r in (("one-touch (ours)", res["one_touch"]), ("Asterisk blindxfer (baseline)",
+                                                            res["builtin_blindxfer"])):
+        rows.append(f"| {name} | `{r['keys']}` | {r['measured']}/{r['calls']} | {r['ring_p50_ms']} | "
+                    f"{r['ring_p95_ms']} | {r['bridged_p50_ms']} | {r['bridged_p95_ms']} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=20)
+    args = ap.parse_args()
+    res = asyncio.run(main_async(args.calls))
+    print(table(res))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
