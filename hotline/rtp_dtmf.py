@@ -90,6 +90,11 @@ def event_packets(keys: str, *, start_seq: int = 1000, start_ts: int = 160000, d
     return out
 
 
+def pcap_length_ms(keys: str, *, duration_ms: int = 100, gap_ms: int = 60) -> int:
+    """How long SIPp takes to play the pcap of ``keys``: from its first packet to its last."""
+    return event_packets(keys, duration_ms=duration_ms, gap_ms=gap_ms)[-1].at_ms
+
+
 def check_keys(keys: str) -> None:
     if not keys:
         raise ValueError("no keys to send")

@@ -14,6 +14,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import escape
+
+from hotline.rtp_dtmf import check_keys, write_dtmf_pcap
+
+DTMF_MODES = ("info", "rfc4733")  # how a seat sends keys: SIP INFO, or RTP telephone-events
 
 SDP = """v=0
 o=hotline 53655765 2353687637 IN IP[local_ip_type] [local_ip]
@@ -127,9 +132,18 @@ Content-Length: 0
 """
 
 
-def seat_scenario(ring_ms: int = 100, dtmf: str = "", dtmf_after_ms: int = 800) -> str:
-    """Seat UAS: ring, answer, optionally press ``dtmf`` (SIP INFO, one request a digit) after
-    ``dtmf_after_ms``, then wait for the BYE (the caller or Asterisk ends the call)."""
+def seat_scenario(ring_ms: int = 100, dtmf: str = "", dtmf_after_ms: int = 800, dtmf_mode: str = "info",
+                  dtmf_pcap: str = "") -> str:
+    """Seat UAS: ring, answer, optionally press ``dtmf`` after ``dtmf_after_ms``, then wait for the
+    BYE (the caller or Asterisk ends the call).
+
+    ``dtmf_mode`` "info" sends one SIP INFO a key; "rfc4733" plays ``dtmf_pcap`` (written by
+    ``write_dtmf_pcap`` for the same keys) as RTP telephone-events to the media address in
+    Asterisk's SDP, as a phone does."""
+    if dtmf_mode not in DTMF_MODES:
+        raise ValueError(f"dtmf_mode is one of {DTMF_MODES}, not {dtmf_mode!r}")
+    if dtmf and dtmf_mode == "rfc4733" and not dtmf_pcap:
+        raise ValueError("dtmf_mode rfc4733 needs the pcap of the keys (dtmf_pcap)")
     resp_hdrs = """[last_Via:]
 [last_From:]
 [last_To:];tag=[pid]SIPpTag01[call_number]
@@ -139,6 +153,14 @@ Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
     keys = ""
     if dtmf:
         keys = f'  <pause milliseconds="{dtmf_after_ms}"/>\n'
+    if dtmf and dtmf_mode == "rfc4733":
+        check_keys(dtmf)
+        pcap_attr = escape(dtmf_pcap, {'"': "&quot;"})
+        # SIPp plays the pcap in a thread of its own, from the media port in our SDP to the one in
+        # Asterisk's; no pause after it, as the BYE that a transfer brings may come while it plays
+        # and SIPp aborts a call on a message that arrives during a pause.
+        keys += f'  <nop><action><exec play_pcap_audio="{pcap_attr}"/></action></nop>\n'
+    elif dtmf:
         for n, digit in enumerate(dtmf):
             body = f"Signal={digit}\nDuration=120"
             keys += f"""  <send retrans="500"><![CDATA[
@@ -158,7 +180,7 @@ Content-Length: [len]
   <pause milliseconds="60"/>
 """
     invite_recv = '<recv request="INVITE" crlf="true"/>'
-    if dtmf:
+    if dtmf and dtmf_mode == "info":
         invite_recv = """<recv request="INVITE" crlf="true">
     <action>
       <ereg regexp="sip:[^&gt;;]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
@@ -286,8 +308,9 @@ class Seat:
     ring_ms: int = 100
     port: int = 0
     uas: SippRun | None = None
-    dtmf: str = ""            # keys this seat presses after answering (SIP INFO)
+    dtmf: str = ""            # keys this seat presses after answering
     dtmf_after_ms: int = 800
+    dtmf_mode: str = "info"   # "info" (SIP INFO) or "rfc4733" (RTP telephone-events, as phones send)
 
     def register(self, timeout: float = 10.0) -> None:
         if not self.port:
@@ -311,9 +334,15 @@ class Seat:
         self._start_uas()
 
     def _start_uas(self) -> Seat:
+        workdir = Path(tempfile.mkdtemp(prefix="sipp-"))
+        pcap = ""
+        if self.dtmf and self.dtmf_mode == "rfc4733":
+            pcap = str(workdir / "dtmf.pcap")
+            write_dtmf_pcap(pcap, self.dtmf)
         self.uas = SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-key", "seat",
                             self.seat, "-mi", self.local_ip, "-mp", "0", "-nostdin"],
-                           seat_scenario(self.ring_ms, self.dtmf, self.dtmf_after_ms)).start()
+                           seat_scenario(self.ring_ms, self.dtmf, self.dtmf_after_ms, self.dtmf_mode, pcap),
+                           workdir).start()
         time.sleep(0.2)  # let the UAS bind before Asterisk sends it anything
         return self
 
