@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: Settings, secrets: Secrets | None = None, *, migrate: bool = True, flows: Any = None
+    settings: Settings, secrets: Secrets | None = None, *, migrate: bool = True, flows: Any = None,
+    conference_flows: Any = None,
 ) -> web.Application:
     """The API application. ``secrets`` defaults to ``settings.secrets_file`` (read here, not at import).
 
@@ -49,7 +50,8 @@ def create_app(
     calls_http.setup_routes(app)
     harassment_http.setup_routes(app)
     route_api.setup_routes(app)
-    flows_api.setup_routes(app, flows)  # flows: call_flows.flows.FlowService, from `hotline up`
+    # flows: call_flows.flows.FlowService / ConferenceFlows, wired in by `hotline up`
+    flows_api.setup_routes(app, flows, conference_flows)
     return app
 
 

@@ -14,7 +14,7 @@ from app.harassment.services import HarassmentService
 from app.notifier import EventNotifier
 from app.redis_link import RedisLink
 from app.route_api import RouterHolder
-from call_flows.flows import FlowService
+from call_flows.flows import ConferenceFlows, FlowService
 from hotline.secrets import Secrets
 from hotline.settings import Settings
 
@@ -28,5 +28,6 @@ CALLS = web.AppKey("calls", CallService)
 HARASSMENT = web.AppKey("harassment", HarassmentService)
 ROUTER = web.AppKey("router", RouterHolder)
 FLOWS = web.AppKey("flows", FlowService)
+CONFERENCE_FLOWS = web.AppKey("conference_flows", ConferenceFlows)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -312,6 +312,53 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/api/calls/{linkedid}/conference": {
+                "post": {
+                    "summary": "three-way call (三方通话): caller, seat, other platform",
+                    "description": "roles: operator, supervisor, admin. Body {} or {with: 110|12345}. "
+                    "Seats may "
+                    "leave; the caller goes back to its queue when the last seat leaves",
+                    "responses": {
+                        "202": {"description": "the flow was started"},
+                        "400": _err("validation_failed"),
+                        "404": _err("unknown_call"),
+                        "409": _err("call_not_bridged"),
+                        "503": _err("flows_unavailable"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
+            "/api/calls/{linkedid}/linkage": {
+                "post": {
+                    "summary": "bring 119/120/122 or a utility hotline into the call's bridge",
+                    "description": "roles: operator, supervisor, admin. "
+                    "Body {hotline: 119|120|122|water|power|gas|heating} (unknown_hotline)",
+                    "responses": {
+                        "202": {"description": "the flow was started"},
+                        "400": _err("validation_failed"),
+                        "404": _err("unknown_call"),
+                        "409": _err("call_not_bridged"),
+                        "503": _err("flows_unavailable"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
+            "/api/calls/{linkedid}/spy": {
+                "post": {
+                    "summary": "supervisor listen / whisper / barge on the call's seat",
+                    "description": "roles: supervisor, admin. "
+                    "Body {supervisor, mode: listen|whisper|barge, seat?}; "
+                    "rings the supervisor's phone; audited",
+                    "responses": {
+                        "202": {"description": "the flow was started"},
+                        "400": _err("validation_failed"),
+                        "404": _err("unknown_call"),
+                        "409": _err("call_not_bridged"),
+                        "503": _err("flows_unavailable"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
             "/api/route": {
                 "post": {
                     "summary": "who takes this call: the notice's annex as an explainable routing engine",
@@ -327,7 +374,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/route/reload": {
                 "post": {
-                    "summary": "reload the routing rules (admin); invalid files keep the old rules",
+                    "summary": "reload the routing rules; invalid files keep the old ones",
                     "description": "role: admin",
                     "responses": {
                         "200": {"description": "{previous, version}"},

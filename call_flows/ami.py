@@ -108,7 +108,7 @@ class AmiClient:
     async def wait_logged_in(self, timeout: float) -> None:
         await asyncio.wait_for(self._login_event.wait(), timeout)
 
-    async def action(self, action: dict[str, str], *, as_list: bool | None = None,
+    async def action(self, action: dict[str, Any], *, as_list: bool | None = None,
                      timeout: float = 5.0) -> Any:
         if not self.connected:
             raise ConnectionError("AMI not connected")

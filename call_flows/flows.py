@@ -14,8 +14,18 @@ from typing import Any
 
 from call_flows.ami import AmiClient
 from call_flows.live_state import LiveCalls
-from hotline.contracts import Service
-from hotline.names import CTX_TRANSFER
+from hotline.contracts import LINKAGE_HOTLINES, Service
+from hotline.names import (
+    CTX_CONF,
+    CTX_CONF_INVITE,
+    CTX_SUPERVISORS,
+    CTX_TRANSFER,
+    QUEUE_BY_SERVICE,
+    VAR_CONF,
+    VAR_CONF_PROFILE,
+    VAR_LINKEDID,
+)
+from hotline.render import LINKAGE_QUEUE
 from hotline.site import Site
 
 log = logging.getLogger(__name__)
@@ -105,3 +115,113 @@ class FlowService:
             raise FlowError(f"Asterisk refused the transfer: {resp.get('Message', '?')}")
         log.info("transfer of %s from seat %s to %s requested", linkedid, seat, target.value)
         return {"linkedid": linkedid, "from_seat": seat, "target": target.value, "mode": "blind"}
+
+
+class UnknownHotline(FlowError):
+    status = 400
+    error_id = "unknown_hotline"
+
+
+class UnknownSupervisor(FlowError):
+    status = 400
+    error_id = "unknown_supervisor"
+
+
+SPY_MODES = ("listen", "whisper", "barge")
+
+
+class ConferenceFlows:
+    """Three-way calls (三方通话), emergency/utility linkage, supervisors: all through AMI."""
+
+    def __init__(self, flows: FlowService) -> None:
+        self._f = flows
+
+    async def _bridge_caller_and_seat(self, client: AmiClient, linkedid: str, state: dict[str, str]) -> None:
+        """Move the caller and the seat into the call's bridge (named by the call's linkedid)."""
+        if state.get("conference"):
+            return
+        seat_channel, caller_channel = state.get("seat_channel", ""), state.get("caller_channel", "")
+        if state.get("state") != "talking" or not seat_channel or not caller_channel:
+            raise CallNotBridged("the caller is not connected to a seat")
+        for chan, profile in ((caller_channel, "party"), (seat_channel, "operator")):
+            for var, value in ((VAR_CONF, linkedid), (VAR_CONF_PROFILE, profile)):
+                await client.action({"Action": "Setvar", "Channel": chan, "Variable": var, "Value": value})
+        resp = await client.action({"Action": "Redirect", "Channel": caller_channel,
+                                    "ExtraChannel": seat_channel, "Context": CTX_CONF, "Exten": "join",
+                                    "Priority": "1", "ExtraContext": CTX_CONF, "ExtraExten": "join",
+                                    "ExtraPriority": "1"})
+        if resp.get("Response") != "Success":
+            raise FlowError(f"Asterisk refused to move the call into a bridge: {resp.get('Message', '?')}")
+        await self._f._live.mark(linkedid, conference=linkedid)
+
+    async def _invite(self, client: AmiClient, linkedid: str, exten: str, extra: list[str],
+                      caller: str) -> None:
+        variables = [f"__{VAR_LINKEDID}={linkedid}", f"{VAR_CONF}={linkedid}",
+                     f"{VAR_CONF_PROFILE}=operator", *extra]
+        resp = await client.action({"Action": "Originate", "Channel": f"Local/{exten}@{CTX_CONF_INVITE}",
+                                    "Context": CTX_CONF, "Exten": "join", "Priority": "1", "Async": "true",
+                                    "CallerID": caller or "hotline", "Variable": variables,
+                                    "Timeout": "60000"})
+        if resp.get("Response") != "Success":
+            raise FlowError(f"Asterisk refused to ring {exten}: {resp.get('Message', '?')}")
+
+    async def three_way(self, linkedid: str, with_: Service | None = None) -> dict[str, Any]:
+        """Caller, this seat and the other platform (linkage seats first) in one bridge."""
+        state = await self._f._state(linkedid)
+        if state.get("state") == "ended":
+            raise CallNotBridged("the call has ended")
+        if state.get("transfer"):
+            raise TransferInProgress("a transfer of this call is under way")
+        here = self._f._site.service_of_seat(state.get("seat", ""))
+        if here is None:
+            raise CallNotBridged("the caller is not connected to a seat")
+        other = Service.POLICE_110 if here is Service.HOTLINE_12345 else Service.HOTLINE_12345
+        target = other if with_ is None else with_
+        if target is here:
+            raise SamePlatform(f"the call is already at {here.value}")
+        client = self._f._client()
+        await self._bridge_caller_and_seat(client, linkedid, state)
+        await self._invite(client, linkedid, target.value,
+                           [f"HOTLINE_INVITE_QUEUE={QUEUE_BY_SERVICE[target]}",
+                            f"HOTLINE_INVITE_LINKAGE={LINKAGE_QUEUE[target]}"], state.get("caller", ""))
+        log.info("three-way for %s: seat %s invites %s", linkedid, state.get("seat"), target.value)
+        return {"linkedid": linkedid, "bridge": linkedid, "invited": target.value}
+
+    async def linkage(self, linkedid: str, hotline: str) -> dict[str, Any]:
+        """Bring an emergency or utility hotline (119/120/122/water/...) into the call's bridge."""
+        if hotline not in LINKAGE_HOTLINES:
+            raise UnknownHotline(f"unknown hotline {hotline!r}")
+        dial = self._f._site.linkage_dial.get(hotline)
+        if not dial:
+            raise UnknownHotline(f"no destination configured for {hotline} (site.toml [linkage])")
+        state = await self._f._state(linkedid)
+        if state.get("state") == "ended":
+            raise CallNotBridged("the call has ended")
+        client = self._f._client()
+        await self._bridge_caller_and_seat(client, linkedid, state)
+        await self._invite(client, linkedid, f"hotline-{hotline}", [f"HOTLINE_LINKAGE_DIAL={dial}"],
+                           state.get("caller", ""))
+        log.info("linkage for %s: %s via %s", linkedid, hotline, dial)
+        return {"linkedid": linkedid, "bridge": linkedid, "hotline": hotline}
+
+    async def spy(self, linkedid: str, supervisor: str, mode: str, seat: str | None = None) -> dict[str, Any]:
+        """Ring the supervisor's phone; on answer it listens to, whispers to or barges into the seat."""
+        if supervisor not in self._f._site.supervisors:
+            raise UnknownSupervisor(f"{supervisor!r} is not a supervisor seat")
+        if mode not in SPY_MODES:
+            raise FlowError(f"mode must be one of {SPY_MODES}")
+        state = await self._f._state(linkedid)
+        if state.get("state") == "ended":
+            raise CallNotBridged("the call has ended")
+        seat = seat or state.get("seat", "")
+        if not seat:
+            raise CallNotBridged("no seat is on this call")
+        client = self._f._client()
+        code = self._f._site.supervisor_codes[mode]
+        resp = await client.action({"Action": "Originate", "Channel": f"PJSIP/{supervisor}",
+                                    "Context": CTX_SUPERVISORS, "Exten": f"{code}{seat}", "Priority": "1",
+                                    "Async": "true", "CallerID": f"{mode} <{supervisor}>",
+                                    "Timeout": "30000"})
+        if resp.get("Response") != "Success":
+            raise FlowError(f"Asterisk refused to ring supervisor {supervisor}: {resp.get('Message', '?')}")
+        return {"linkedid": linkedid, "supervisor": supervisor, "mode": mode, "seat": seat}

@@ -11,7 +11,7 @@ from call_flows.ami import AmiClient
 from call_flows.live_state import LiveCalls
 from call_flows.mapping import MappingConfig, is_trunk_channel, map_event
 from hotline.contracts import CallEvent, CallEventType, Service
-from hotline.names import SERVICE_BY_QUEUE
+from hotline.names import SERVICE_BY_QUEUE, UEV_FLOW_REQUEST
 from hotline.phone import clean_number, mask_number
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ class AmiListener:
         self._mapping = mapping
         self.events_seen = 0
         self.observers: list[Callable[[dict[str, str]], None]] = []  # raw AMI events (benchmarks)
+        self.conference_flows: Any = None  # call_flows.flows.ConferenceFlows, for the seats' keys
         self.events_mapped = 0
         self.resyncs = 0
         self.client = AmiClient(host=host, port=port, username=username, secret=secret,
@@ -40,8 +41,21 @@ class AmiListener:
         self.events_seen += 1
         for observe in self.observers:
             observe(ev)
+        if ev.get("Event") == "UserEvent" and ev.get("UserEvent") == UEV_FLOW_REQUEST:
+            await self._flow_request(ev)
         for call_ev in map_event(ev, self._mapping):
             await self._publish(call_ev)
+
+    async def _flow_request(self, ev: dict[str, str]) -> None:
+        """A seat pressed a key whose flow the backend runs (three-way). Errors are the seat's to
+        see in the timeline, never the caller's: the call goes on as it was."""
+        call = str(ev.get("Call", ""))
+        if self.conference_flows is None or ev.get("Flow") != "three_way" or not call:
+            return
+        try:
+            await self.conference_flows.three_way(call)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("three-way for %s not started: %s", call, exc)
 
     async def _publish(self, call_ev: CallEvent) -> None:
         self.events_mapped += 1

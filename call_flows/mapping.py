@@ -12,9 +12,17 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from hotline.contracts import CallEvent, CallEventType, Service
-from hotline.names import CTX_TRANSFER, SERVICE_BY_QUEUE, UEV_TRANSFER, UEV_TRANSFER_FAILED
+from hotline.contracts import LINKEDID_RE, CallEvent, CallEventType, Service
+from hotline.names import (
+    CTX_TRANSFER,
+    SERVICE_BY_QUEUE,
+    UEV_SPY,
+    UEV_TRANSFER,
+    UEV_TRANSFER_FAILED,
+    VAR_LINKEDID,
+)
 from hotline.phone import clean_number
 
 _SEAT_FROM_CHANNEL = re.compile(r"^PJSIP/([0-9]{2,8})-[0-9a-f]+$")
@@ -76,10 +84,12 @@ def is_trunk_channel(channel: str, cfg: MappingConfig) -> bool:
 def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
     """Map one AMI event; unknown or irrelevant events give ``[]``. Never raises on odd input."""
     name = ev.get("Event", "")
-    # Transfer events name the caller's call by the transferer's (blind) or the original
-    # transferer's (attended) linkedid; everything else carries Linkedid.
-    linkedid = (ev.get("Linkedid") or ev.get("TransfererLinkedid") or ev.get("OrigTransfererLinkedid")
-                or "")
+    # Every leg carries the call's identity in HOTLINE_LINKEDID (manager.conf channelvars), also
+    # legs the backend originates (three-way, linkage), whose Asterisk linkedid is their own.
+    # Transfer events name the call by the transferer's (blind) or the original transferer's
+    # (attended) linkedid; everything else carries Linkedid.
+    linkedid = (_chanvar(ev, "ChanVariable", VAR_LINKEDID) or ev.get("Linkedid")
+                or ev.get("TransfererLinkedid") or ev.get("OrigTransfererLinkedid") or "")
     if not isinstance(linkedid, str):
         return []
     if not linkedid or len(linkedid) > 64:
@@ -139,6 +149,16 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
                         data=data)]
         elif name == "UserEvent":
             return _user_event(ev, linkedid, cfg)
+        elif name in ("ConfbridgeJoin", "ConfbridgeLeave"):
+            room = ev.get("Conference", "")
+            if not LINKEDID_RE.fullmatch(room):
+                return []
+            kind = (CallEventType.CONFERENCE_JOINED if name == "ConfbridgeJoin"
+                    else CallEventType.CONFERENCE_LEFT)
+            party = _party(channel, cfg)
+            return [_ev(kind, room, f"{uniqueid}", ev, seat=seat_of(channel),
+                        data={"party": party, "channel": channel[:80],
+                              **({"platform": p.value} if (p := _platform(channel, cfg)) else {})})]
         elif name == "Hangup":
             if uniqueid == linkedid:
                 return [_ev(CallEventType.HANGUP, linkedid, uniqueid, ev,
@@ -154,9 +174,22 @@ def _user_event(ev: Mapping[str, str], linkedid: str, cfg: MappingConfig) -> lis
     kind = ev.get("UserEvent", "")
     target = str(ev.get("Target", ""))[:32]
     seat = ev.get("From") if _SEAT_ID.fullmatch(str(ev.get("From", ""))) else None
+    if kind == UEV_SPY:
+        seat = ev.get("Seat") if _SEAT_ID.fullmatch(str(ev.get("Seat", ""))) else None
     data: dict[str, object] = {"target": target}
     if (svc := cfg.service_of_target(target)) is not None:
         data["target_service"] = svc.value
+    if kind == UEV_SPY:
+        call = str(ev.get("Call", ""))
+        if not LINKEDID_RE.fullmatch(call):
+            return []
+        sup = str(ev.get("Supervisor", ""))
+        mode = str(ev.get("Mode", ""))
+        if mode not in ("listen", "whisper", "barge") or not _SEAT_ID.fullmatch(sup):
+            return []
+        return [_ev(CallEventType.SUPERVISED, call, f"{sup}:{event_time(ev)}", ev, seat=seat,
+                    data={"supervisor": sup, "mode": mode,
+                          "seat_watched": str(ev.get("Seat", ""))[:16]})]
     if kind == UEV_TRANSFER:
         data["kind"] = str(ev.get("Kind", "blind"))[:16]
         return [_ev(CallEventType.TRANSFERRED, linkedid, f"uev:{event_time(ev)}", ev, seat=seat, data=data)]
@@ -168,6 +201,35 @@ def _user_event(ev: Mapping[str, str], linkedid: str, cfg: MappingConfig) -> lis
 
 
 _SEAT_ID = re.compile(r"[0-9]{2,8}")
+
+
+def _chanvar(ev: Mapping[str, Any], header: str, name: str) -> str:
+    """``ChanVariable: NAME=value`` (one header, or a list when several are configured)."""
+    raw = ev.get(header)
+    for item in raw if isinstance(raw, list) else [raw]:
+        if isinstance(item, str) and item.startswith(name + "="):
+            value = item[len(name) + 1:]
+            return value if LINKEDID_RE.fullmatch(value) else ""
+    return ""
+
+
+def _party(channel: str, cfg: MappingConfig) -> str:
+    """Who a bridge member is: "caller", a seat id, or "linkage" (a hotline) / "invited"."""
+    if is_trunk_channel(channel, cfg):
+        return "caller"
+    if seat := seat_of(channel):
+        return seat
+    if channel.startswith("Local/hotline-"):
+        return "linkage"
+    return "invited"
+
+
+def _platform(channel: str, cfg: MappingConfig) -> Service | None:
+    seat = seat_of(channel)
+    if seat and cfg.seats and seat in cfg.seats:
+        return cfg.seats[seat]
+    m = re.match(r"^Local/(110|12345)@", channel)
+    return Service(m.group(1)) if m else None
 
 
 def _int(v: str | None) -> int:

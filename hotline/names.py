@@ -21,6 +21,7 @@ CHANNEL_VARS = (VAR_SERVICE, VAR_QUEUE, VAR_CALL_ID, VAR_FLAGS, VAR_REPEAT_24H, 
 
 # --- Dialplan contexts ---------------------------------------------------------------------------
 CTX_FROM_TRUNK = "from-trunk"          # inbound trunk: calls to 12345 and 110 arrive here
+CTX_FROM_LINKAGE = "from-linkage"      # the 119/120/122/utility gateway: nothing it sends is taken
 CTX_INTAKE = "hotline-intake"          # common intake: AGI, then queue; fails open
 CTX_SEATS = "from-seats"               # what operator seats may dial
 CTX_SUPERVISORS = "from-supervisors"   # what supervisor phones may dial
@@ -28,6 +29,9 @@ CTX_AGI_FAIL = "agi-fail"              # where intake failures land (still queue
 CTX_SEAT_LEG = "hotline-seat-leg"      # Queue/Dial option b: arms the feature codes on a seat's leg
 CTX_FLOWS = "hotline-flows"            # what the seat feature codes run
 CTX_TRANSFER = "hotline-transfer"      # one-touch transfer: <platform>-<seat>, with fallback
+CTX_CONF = "hotline-conf"              # three-way bridge (三方通话): join
+CTX_CONF_INVITE = "hotline-conf-invite"  # ring the other platform (or a hotline) into the bridge
+CTX_SPY = "hotline-spy"                # supervisor listen / whisper / barge
 
 # --- Queues ---------------------------------------------------------------------------------------
 QUEUE_BY_SERVICE = {Service.HOTLINE_12345: "hotline-12345", Service.POLICE_110: "police-110"}
@@ -35,11 +39,21 @@ SERVICE_BY_QUEUE = {q: s for s, q in QUEUE_BY_SERVICE.items()}
 
 # --- Seat feature codes (applicationmap names; the keys are site configuration) ------------------
 FEATURE_ONE_TOUCH = "hotline-onetouch"   # 一键转接: send the caller to the other platform
-SEAT_FEATURES = (FEATURE_ONE_TOUCH,)
+FEATURE_THREE_WAY = "hotline-threeway"   # 三方通话: caller, this seat and the other platform
+SEAT_FEATURES = (FEATURE_ONE_TOUCH, FEATURE_THREE_WAY)
+
+# --- Channel variables of the flows ---------------------------------------------------------------
+VAR_LINKEDID = "HOTLINE_LINKEDID"        # inherited by every leg: the call's identity
+VAR_CONF = "HOTLINE_CONF"                # the three-way bridge a leg joins (= the call's linkedid)
+VAR_CONF_PROFILE = "HOTLINE_CONF_PROFILE"  # confbridge user profile: party | operator
+
+CHANNEL_VARS = (*CHANNEL_VARS, VAR_LINKEDID, VAR_CONF, VAR_CONF_PROFILE)
 
 # --- AMI user events the dialplan raises for the backend ------------------------------------------
 UEV_TRANSFER = "HotlineTransfer"
 UEV_TRANSFER_FAILED = "HotlineTransferFailed"
+UEV_FLOW_REQUEST = "HotlineFlowRequest"  # a seat key asks the backend to run a flow (three-way)
+UEV_SPY = "HotlineSpy"                   # a supervisor started listening / whispering / barging
 
 # --- AGI routes -----------------------------------------------------------------------------------
 AGI_ROUTE_INTAKE = "intake"

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.contracts import Service
-from hotline.names import CTX_FLOWS, CTX_INTAKE, FEATURE_ONE_TOUCH, QUEUE_BY_SERVICE, SEAT_FEATURES
+from hotline.names import (
+    CTX_FLOWS,
+    CTX_INTAKE,
+    CTX_SPY,
+    FEATURE_ONE_TOUCH,
+    FEATURE_THREE_WAY,
+    QUEUE_BY_SERVICE,
+    SEAT_FEATURES,
+)
 from hotline.secrets import Secrets
 from hotline.site import Site
 
@@ -112,7 +120,22 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int) 
     files["applicationmap.conf"] = (
         f"{FEATURE_ONE_TOUCH} => {site.feature_codes['one_touch_transfer']},self,"
         f"Gosub({CTX_FLOWS},onetouch,1)\n"
+        f"{FEATURE_THREE_WAY} => {site.feature_codes['three_way']},self,"
+        f"Gosub({CTX_FLOWS},threeway,1)\n"
     )
+    spy_opts = {"listen": "qE", "whisper": "qEw", "barge": "qEB"}
+    files["supervisor_codes.conf"] = "".join(
+        f"exten => _{code}X.,1,Gosub({CTX_SPY},s,1(${{EXTEN:{len(code)}}},{spy_opts[mode]},{mode}))\n"
+        " same => n,Hangup()\n"
+        for mode, code in site.supervisor_codes.items()
+    )
+    if site.linkage_trunk:
+        host, port = site.linkage_trunk
+        files["pjsip_trunk.conf"] += (
+            "\n[linkage-trunk](trunk-endpoint)\naors = linkage-trunk\ncontext = from-linkage\n\n"
+            f"[linkage-trunk]\ntype = aor\ncontact = sip:{host}:{port}\n\n"
+            f"[linkage-trunk-identify]\ntype = identify\nendpoint = linkage-trunk\nmatch = {host}\n"
+        )
     files["globals.conf"] = (
         f"HOTLINE_AGI={agi_host}:{agi_port}\n"
         f"HOTLINE_SEAT_FEATURES={'#'.join(SEAT_FEATURES)}\n"

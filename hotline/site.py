@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hotline.contracts import Service
+from hotline.contracts import LINKAGE_HOTLINES, Service
 
 _SEAT_RE = re.compile(r"^[0-9]{2,8}$")
 _NUMBER_RE = re.compile(r"^[0-9*#+]{2,20}$")
@@ -41,7 +41,12 @@ class Site:
     retry_s: int = 2
     transfer_timeout_s: int = 20
     transfer_back_timeout_s: int = 20
-    feature_codes: dict[str, str] = field(default_factory=lambda: {"one_touch_transfer": "*1"})
+    feature_codes: dict[str, str] = field(default_factory=lambda: {"one_touch_transfer": "*1",
+                                                                   "three_way": "*4"})
+    supervisor_codes: dict[str, str] = field(default_factory=lambda: {"listen": "*70", "whisper": "*71",
+                                                                      "barge": "*72"})
+    linkage_dial: dict[str, str] = field(default_factory=dict)  # hotline -> Asterisk dial string
+    linkage_trunk: tuple[str, int] | None = None  # (host, port) of the hotline gateway
 
     @property
     def all_seats(self) -> tuple[str, ...]:
@@ -89,6 +94,34 @@ def _str(d: dict, path: str, default: str) -> str:
     v = _get(d, path, str, default)
     assert isinstance(v, str)
     return v
+
+
+_DIAL_RE = re.compile(r"^[A-Za-z]+/[A-Za-z0-9@._+*#-]{1,80}$")
+
+
+def _linkage(d: dict) -> dict[str, str]:
+    raw = _get(d, "linkage", dict, {})
+    assert isinstance(raw, dict)
+    out = {}
+    for name, dial in raw.items():
+        if name not in LINKAGE_HOTLINES:
+            raise SiteError(f"site: linkage.{name}: unknown hotline (known: {', '.join(LINKAGE_HOTLINES)})")
+        if not isinstance(dial, str) or not _DIAL_RE.fullmatch(dial):
+            raise SiteError(f"site: linkage.{name} must be a dial string like 'PJSIP/119@trunk', "
+                            f"got {dial!r}")
+        out[name] = dial
+    return out
+
+
+def _linkage_trunk(d: dict) -> tuple[str, int] | None:
+    if "linkage_trunk" not in d:
+        return None
+    host = _str(d, "linkage_trunk.host", "")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise SiteError(f"site: linkage_trunk.host {host!r} is not an IP address") from None
+    return host, _int(d, "linkage_trunk.port", 5060)
 
 
 _CODE_RE = re.compile(r"^[0-9*#]{1,6}$")
@@ -156,9 +189,19 @@ def parse_site(data: dict) -> Site:
         retry_s=_int(data, "queues.retry_s", 2),
         transfer_timeout_s=_int(data, "flows.transfer_timeout_s", 20),
         transfer_back_timeout_s=_int(data, "flows.transfer_back_timeout_s", 20),
-        feature_codes={"one_touch_transfer": _code(data, "feature_codes.one_touch_transfer", "*1")},
+        feature_codes={"one_touch_transfer": _code(data, "feature_codes.one_touch_transfer", "*1"),
+                       "three_way": _code(data, "feature_codes.three_way", "*4")},
+        supervisor_codes={m: _code(data, f"supervisor_codes.{m}", d)
+                          for m, d in (("listen", "*70"), ("whisper", "*71"), ("barge", "*72"))},
+        linkage_dial=_linkage(data),
+        linkage_trunk=_linkage_trunk(data),
     )
     codes = list(site.feature_codes.values()) + ["##", "*2"]
+    sup = list(site.supervisor_codes.values())
+    for a in sup:
+        for b in sup:
+            if a is not b and b.startswith(a):
+                raise SiteError(f"site: supervisor code {a!r} is a prefix of {b!r}")
     for a in codes:
         for b in codes:
             if a is not b and b.startswith(a):

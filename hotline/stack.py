@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from agi.server import AgiServer, start_agi_server
 from app import keys
 from app.factory import create_app
-from call_flows.flows import FlowService
+from call_flows.flows import ConferenceFlows, FlowService
 from call_flows.listener import AmiListener
 from call_flows.live_state import LiveCalls
 from call_flows.mapping import MappingConfig
@@ -54,6 +54,7 @@ class Stack:
     sink: EventSink | None = None
     redis: Redis | None = None
     flows: FlowService | None = None
+    conference_flows: ConferenceFlows | None = None
     _runner: web.AppRunner | None = None
     _extra: dict[str, Any] = field(default_factory=dict)
 
@@ -104,7 +105,9 @@ class Stack:
     async def start_api(self) -> None:
         self.flows = FlowService(lambda: self.ami.client if self.ami else None, LiveCalls(self.redis),
                                  self.site)
-        app = create_app(self.settings, self.secrets, flows=self.flows)
+        self.conference_flows = ConferenceFlows(self.flows)
+        app = create_app(self.settings, self.secrets, flows=self.flows,
+                         conference_flows=self.conference_flows)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.api_host, self.settings.api_port).start()
@@ -155,6 +158,7 @@ class Stack:
                                secret=self.secrets.ami_secret, sink=self.sink,
                                live=LiveCalls(self.redis),
                                mapping=MappingConfig(numbers=numbers, seats=seats))
+        self.ami.conference_flows = self.conference_flows
         await self.ami.start(wait=wait)
 
     # --- whole stack ------------------------------------------------------------------------------

@@ -264,6 +264,9 @@ def test_every_context_is_reachable(dialplan: dict[str, Context]) -> None:
     appmap = generated_files(site, Secrets("x", {s: "p" for s in site.all_seats}, {}, "y"),
                              "127.0.0.1", 4573)["applicationmap.conf"]
     reached |= set(re.findall(r"Gosub\(([\w-]+),", appmap))
-    # The API's flows enter hotline-transfer by AMI Redirect.
-    reached.add(names.CTX_TRANSFER)
+    codes = generated_files(site, Secrets("x", {s: "p" for s in site.all_seats}, {}, "y"),
+                            "127.0.0.1", 4573)["supervisor_codes.conf"]
+    reached |= set(re.findall(r"Gosub\(([\w-]+),", codes))
+    # The API's flows enter these by AMI Redirect / Originate; the linkage trunk's endpoint, by context=.
+    reached |= {names.CTX_TRANSFER, names.CTX_CONF, names.CTX_CONF_INVITE, names.CTX_FROM_LINKAGE}
     assert set(dialplan) - reached == set(), "contexts nothing jumps to, includes, or enters"

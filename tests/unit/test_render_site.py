@@ -272,7 +272,7 @@ def test_manager_general_and_rtp_use_the_site(site: Site, files: dict[str, str])
     assert files["rtp_ports.conf"] == f"rtpstart = {site.rtp_start}\nrtpend = {site.rtp_end}\n"
     assert f"bind = {site.sip_bind}:{site.sip_port}" in files["pjsip_transport.conf"]
     assert files["globals.conf"].startswith("HOTLINE_AGI=127.0.0.1:4573\n")
-    assert "HOTLINE_SEAT_FEATURES=hotline-onetouch\n" in files["globals.conf"]
+    assert "HOTLINE_SEAT_FEATURES=hotline-onetouch#hotline-threeway\n" in files["globals.conf"]
 
 
 def test_every_seat_can_be_dialled_from_another_seat(site: Site, files: dict[str, str]) -> None:
