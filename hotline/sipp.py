@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 
 from hotline.rtp_dtmf import check_keys, write_dtmf_pcap
 
+DTMF_DURATION_MS = 40  # SIP INFO key press length; Asterisk plays it out before acting on the key
 DTMF_MODES = ("info", "rfc4733")  # how a seat sends keys: SIP INFO, or RTP telephone-events
 
 SDP = """v=0
@@ -162,7 +163,7 @@ Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
         keys += f'  <nop><action><exec play_pcap_audio="{pcap_attr}"/></action></nop>\n'
     elif dtmf:
         for n, digit in enumerate(dtmf):
-            body = f"Signal={digit}\nDuration=120"
+            body = f"Signal={digit}\nDuration={DTMF_DURATION_MS}"
             keys += f"""  <send retrans="500"><![CDATA[
 INFO [$remote_contact] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
