@@ -112,7 +112,12 @@ class AmiClient:
                      timeout: float = 5.0) -> Any:
         if not self.connected:
             raise ConnectionError("AMI not connected")
-        return await asyncio.wait_for(self.manager.send_action(action, as_list=as_list), timeout)
+        resp = await asyncio.wait_for(self.manager.send_action(action, as_list=as_list), timeout)
+        if as_list is None and isinstance(resp, list):
+            # panoramisk collects follow-up events for some actions (Originate): the first
+            # message is the action's own response.
+            return resp[0] if resp else {}
+        return resp
 
     async def close(self) -> None:
         self.closed = True

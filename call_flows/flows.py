@@ -199,7 +199,7 @@ class ConferenceFlows:
             raise CallNotBridged("the call has ended")
         client = self._f._client()
         await self._bridge_caller_and_seat(client, linkedid, state)
-        await self._invite(client, linkedid, f"hotline-{hotline}", [f"HOTLINE_LINKAGE_DIAL={dial}"],
+        await self._invite(client, linkedid, f"hl-{hotline}", [f"HOTLINE_LINKAGE_DIAL={dial}"],
                            state.get("caller", ""))
         log.info("linkage for %s: %s via %s", linkedid, hotline, dial)
         return {"linkedid": linkedid, "bridge": linkedid, "hotline": hotline}

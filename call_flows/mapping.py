@@ -156,9 +156,12 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
             kind = (CallEventType.CONFERENCE_JOINED if name == "ConfbridgeJoin"
                     else CallEventType.CONFERENCE_LEFT)
             party = _party(channel, cfg)
-            return [_ev(kind, room, f"{uniqueid}", ev, seat=seat_of(channel),
-                        data={"party": party, "channel": channel[:80],
-                              **({"platform": p.value} if (p := _platform(channel, cfg)) else {})})]
+            data = {"party": party, "channel": channel[:80]}
+            if (p := _platform(channel, cfg)) is not None:
+                data["platform"] = p.value
+            if m := re.match(r"^Local/hl-([a-z0-9]+)@", channel):
+                data["hotline"] = m.group(1)
+            return [_ev(kind, room, f"{uniqueid}", ev, seat=seat_of(channel), data=data)]
         elif name == "Hangup":
             if uniqueid == linkedid:
                 return [_ev(CallEventType.HANGUP, linkedid, uniqueid, ev,
@@ -219,7 +222,7 @@ def _party(channel: str, cfg: MappingConfig) -> str:
         return "caller"
     if seat := seat_of(channel):
         return seat
-    if channel.startswith("Local/hotline-"):
+    if channel.startswith("Local/hl-"):
         return "linkage"
     return "invited"
 

@@ -17,7 +17,8 @@ VAR_REPEAT_24H = "HOTLINE_REPEAT_24H"  # calls from this number in the previous 
 VAR_INTAKE = "HOTLINE_INTAKE"          # ok | degraded | failed (AGISTATUS decides "failed")
 VAR_PRIORITY = "HOTLINE_PRIORITY"      # queue priority intake chose (QUEUE_PRIO)
 
-CHANNEL_VARS = (VAR_SERVICE, VAR_QUEUE, VAR_CALL_ID, VAR_FLAGS, VAR_REPEAT_24H, VAR_INTAKE, VAR_PRIORITY)
+CHANNEL_VARS: tuple[str, ...] = (VAR_SERVICE, VAR_QUEUE, VAR_CALL_ID, VAR_FLAGS, VAR_REPEAT_24H, VAR_INTAKE,
+                                 VAR_PRIORITY)
 
 # --- Dialplan contexts ---------------------------------------------------------------------------
 CTX_FROM_TRUNK = "from-trunk"          # inbound trunk: calls to 12345 and 110 arrive here

@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 
 from hotline.rtp_dtmf import check_keys, write_dtmf_pcap
 
+SAMPLE_AUDIO_PCAP = "/usr/share/sip-tester/g711a.pcap"  # shipped by sip-tester: G.711 A-law speech
 DTMF_DURATION_MS = 40  # SIP INFO key press length; Asterisk plays it out before acting on the key
 DTMF_MODES = ("info", "rfc4733")  # how a seat sends keys: SIP INFO, or RTP telephone-events
 
@@ -26,18 +27,20 @@ o=hotline 53655765 2353687637 IN IP[local_ip_type] [local_ip]
 s=-
 c=IN IP[media_ip_type] [media_ip]
 t=0 0
-m=audio [media_port] RTP/AVP 0 101
+m=audio [media_port] RTP/AVP 0 8 101
 a=rtpmap:0 PCMU/8000
+a=rtpmap:8 PCMA/8000
 a=rtpmap:101 telephone-event/8000
 a=fmtp:101 0-16
 a=sendrecv"""
 
 
-def caller_scenario(talk_ms: int, unique_callers: bool = False) -> str:
+def caller_scenario(talk_ms: int, unique_callers: bool = False, audio_pcap: str = "") -> str:
     """Trunk caller: INVITE [service], wait for 200, talk, BYE (or answer a BYE from Asterisk).
 
     ``unique_callers`` appends SIPp's call number to the caller id, so load runs look like many
-    different callers rather than one number calling hundreds of times.
+    different callers rather than one number calling hundreds of times. ``audio_pcap``: RTP the
+    caller plays once answered (SIPp ``play_pcap_audio``; its own thread, so a BYE still ends it).
     """
     scenario = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="hotline trunk caller">
@@ -70,7 +73,7 @@ Contact: <sip:[caller]@[local_ip]:[local_port]>
 Max-Forwards: 70
 Content-Length: 0
 ]]></send>
-  <recv request="BYE" timeout="{talk_ms}" ontimeout="hangup"/>
+{_play(audio_pcap)}  <recv request="BYE" timeout="{talk_ms}" ontimeout="hangup"/>
   <send><![CDATA[
 SIP/2.0 200 OK
 [last_Via:]
@@ -97,6 +100,12 @@ Content-Length: 0
 </scenario>
 """
     return scenario.replace("[caller]", "[caller][call_number]") if unique_callers else scenario
+
+
+def _play(pcap: str) -> str:
+    if not pcap:
+        return ""
+    return f'  <nop><action><exec play_pcap_audio="{escape(pcap, {chr(34): "&quot;"})}"/></action></nop>\n'
 
 
 def register_scenario(expires: int = 3600) -> str:
@@ -278,7 +287,7 @@ class SippRun:
 def place_call(*, asterisk: str, service: str, caller: str, talk_ms: int = 2000,
                local_ip: str = "127.0.0.2", local_port: int = 0, calls: int = 1,
                concurrency: int = 1, rate: float | None = None,
-               unique_callers: bool = False) -> SippRun:
+               unique_callers: bool = False, audio_pcap: str = "") -> SippRun:
     """Start a caller run from the trunk address (returns at once; call ``wait``)."""
     args = [asterisk, "-i", local_ip, "-p", str(local_port), "-s", service, "-key", "caller", caller,
             "-m", str(calls), "-l", str(concurrency), "-mi", local_ip, "-mp", "0",
@@ -287,7 +296,7 @@ def place_call(*, asterisk: str, service: str, caller: str, talk_ms: int = 2000,
         args += ["-r", str(rate)]
     else:
         args += ["-r", str(max(1, concurrency))]
-    return SippRun(args, caller_scenario(talk_ms, unique_callers)).start()
+    return SippRun(args, caller_scenario(talk_ms, unique_callers, audio_pcap)).start()
 
 
 def _free_udp_port(ip: str) -> int:
@@ -312,6 +321,7 @@ class Seat:
     dtmf: str = ""            # keys this seat presses after answering
     dtmf_after_ms: int = 800
     dtmf_mode: str = "info"   # "info" (SIP INFO) or "rfc4733" (RTP telephone-events, as phones send)
+    media_port: int = 0       # announce this RTP port instead of SIPp's (a test listens on it)
 
     def register(self, timeout: float = 10.0) -> None:
         if not self.port:
@@ -340,10 +350,14 @@ class Seat:
         if self.dtmf and self.dtmf_mode == "rfc4733":
             pcap = str(workdir / "dtmf.pcap")
             write_dtmf_pcap(pcap, self.dtmf)
+        scenario = seat_scenario(self.ring_ms, self.dtmf, self.dtmf_after_ms, self.dtmf_mode, pcap)
+        if self.media_port:
+            # Only the answer's SDP (the 200 OK) carries it: Asterisk then sends this seat's audio
+            # to a socket the caller of this class owns, where it can be counted.
+            scenario = scenario.replace("m=audio [media_port] ", f"m=audio {self.media_port} ")
         self.uas = SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-key", "seat",
                             self.seat, "-mi", self.local_ip, "-mp", "0", "-nostdin"],
-                           seat_scenario(self.ring_ms, self.dtmf, self.dtmf_after_ms, self.dtmf_mode, pcap),
-                           workdir).start()
+                           scenario, workdir).start()
         time.sleep(0.2)  # let the UAS bind before Asterisk sends it anything
         return self
 

@@ -96,7 +96,23 @@ def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "outcome_at": None,
     }
     summary.update(_outcome(by_type, answered is not None, ended, service))
+    if summary.get("outcome_source") == "auto" and summary["outcome"] == Outcome.RESOLVED_ON_CALL.value:
+        summary.update(_bridge_outcome(by_type, service))
     return summary
+
+
+def _bridge_outcome(by_type: dict[str, list[Mapping[str, Any]]], service: str | None) -> dict:
+    """A call that had a hotline or the other platform in its bridge: by the notice, when the two
+    platforms do not agree the one that took the call keeps it, so the automatic answer is
+    ``three_way`` with the receiving platform (operators correct it with the agreed one)."""
+    joined = by_type.get(T.CONFERENCE_JOINED.value, [])
+    hotlines = [e["data"]["hotline"] for e in sorted(joined, key=_ts) if e["data"].get("hotline")]
+    if hotlines:
+        return {"outcome": Outcome.EMERGENCY_LINKED.value, "outcome_detail": _str(hotlines[0], 32)}
+    others = [e for e in joined if e["data"].get("platform") not in (None, service)]
+    if others and service:
+        return {"outcome": Outcome.THREE_WAY.value, "outcome_detail": service}
+    return {}
 
 
 def _left_waiting(by_type: dict[str, list[Mapping[str, Any]]]) -> bool:

@@ -18,6 +18,7 @@ import pytest_asyncio
 from e2e_support import Api
 
 from hotline.contracts import Service
+from hotline.ports import free_port_pair
 from hotline.settings import Settings
 from hotline.sipp import Seat
 from hotline.stack import Stack
@@ -40,8 +41,10 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                         database_url=os.environ.get("HOTLINE_TEST_DATABASE_URL", ""),
                         asterisk_rootfs=env.asterisk_rootfs, agi_budget_ms=400)
     # Short transfer timeouts so the no-answer fallback is tested in seconds, not minutes.
+    # The linkage gateway (119/120/...) is a SIPp answering on 127.0.0.3 at a free port.
     st = Stack.for_tests(settings, instance_name=f"test-{uuid.uuid4().hex[:6]}",
-                         transfer_timeout_s=4, transfer_back_timeout_s=8)
+                         transfer_timeout_s=4, transfer_back_timeout_s=8,
+                         linkage_trunk=("127.0.0.3", free_port_pair("127.0.0.3")))
     await st.start()
     try:
         yield st

@@ -10,7 +10,7 @@ from e2e_support import Api, new_caller
 
 from hotline.contracts import Service
 from hotline.names import QUEUE_BY_SERVICE
-from hotline.sipp import Seat, place_call
+from hotline.sipp import SAMPLE_AUDIO_PCAP, Seat, place_call
 from hotline.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -114,3 +114,142 @@ async def test_nobody_answers_at_110_the_caller_comes_back_to_the_seat(stack: St
     assert c["outcome"] == "resolved_on_call", ("the hand-over failed, the call stayed", " ".join(types))
     assert c["seat"] == first_seat and answered[-1] == first_seat, "back with the first seat"
     assert c["talk_s"] >= 8, "the caller talked on after coming back"
+
+
+async def _post(stack: Stack, path: str, body: dict, role: str = "operator") -> tuple[int, dict]:
+    import aiohttp
+
+    assert stack.secrets is not None
+    headers = {"Authorization": f"Bearer {stack.secrets.token_for(role)}"}
+    async with aiohttp.ClientSession(headers=headers) as http, \
+            http.post(f"{stack.api_url}{path}", json=body) as r:
+        return r.status, await r.json()
+
+
+async def _bridge_members(stack: Stack, room: str) -> list[str]:
+    assert stack.ami is not None
+    msgs = await stack.ami.client.action({"Action": "ConfbridgeList", "Conference": room}, as_list=True)
+    return [m["Channel"] for m in msgs if m.get("Event") == "ConfbridgeList"]
+
+
+async def test_three_way_then_the_12345_seat_leaves(stack: Stack, seats: dict, api: Api) -> None:
+    caller = new_caller()
+    run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=9000,
+                     local_ip=stack.site.trunk_hosts[0])
+    live = await api.call_of(caller, until="answered_at")
+    lid, first_seat = live["linkedid"], live["seat"]
+    status, body = await _post(stack, f"/api/calls/{lid}/conference", {})
+    assert status == 202, body
+    assert body["invited"] == "110"
+    members: list[str] = []
+    for _ in range(50):
+        members = await _bridge_members(stack, lid)
+        if len(members) == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert len(members) == 3, f"caller, 12345 seat and 110 in one bridge: {members}"
+    # The 12345 seat leaves; the caller and 110 go on.
+    seat_chan = next(m for m in members if m.startswith(f"PJSIP/{first_seat}-"))
+    assert stack.ami is not None
+    await stack.ami.client.action({"Action": "Hangup", "Channel": seat_chan})
+    await asyncio.sleep(0.5)
+    members = await _bridge_members(stack, lid)
+    assert len(members) == 2 and not any(m.startswith(f"PJSIP/{first_seat}-") for m in members), members
+    assert await asyncio.to_thread(run.wait, 40) == 0, run.errors()
+    c = await api.call_of(caller)
+    joined = [e for e in c["timeline"] if e["type"] == "conference_joined"]
+    parties = {e["data"]["party"] for e in joined}
+    assert "caller" in parties and first_seat in parties and len(joined) >= 3, joined
+    assert any(e["type"] == "conference_left" and e["data"]["party"] == first_seat for e in c["timeline"])
+    assert c["outcome"] == "three_way" and c["outcome_detail"] == "12345", \
+        "undecided: the platform that took the call keeps it"
+    # The operators agreed that 110 takes it: recorded as theirs.
+    import aiohttp
+
+    assert stack.secrets is not None
+    headers = {"Authorization": f"Bearer {stack.secrets.token_for('operator')}"}
+    async with aiohttp.ClientSession(headers=headers) as http, \
+            http.put(f"{stack.api_url}/api/calls/{lid}/outcome",
+                     json={"outcome": "three_way", "detail": "110"}) as r:
+        assert r.status == 200, await r.text()
+        agreed = await r.json()
+    assert agreed["outcome"] == "three_way" and agreed["outcome_detail"] == "110"
+    assert agreed["outcome_source"] == "operator"
+
+
+async def test_supervisor_listens_to_a_live_call_and_it_is_audited(stack: Stack, seats: dict,
+                                                                    api: Api) -> None:
+    assert stack.secrets is not None and stack.asterisk is not None
+    import socket
+
+    sup = stack.site.supervisors[0]
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the supervisor phone's audio port
+    rtp.bind(("127.0.0.1", 0))
+    rtp.setblocking(False)
+    supervisor = Seat(sup, stack.secrets.sip_passwords[sup], stack.sip_address,
+                      media_port=rtp.getsockname()[1])
+    await asyncio.to_thread(supervisor.start)
+    try:
+        caller = new_caller()
+        run = place_call(asterisk=stack.sip_address, service="110", caller=caller, talk_ms=7000,
+                         local_ip=stack.site.trunk_hosts[0], audio_pcap=SAMPLE_AUDIO_PCAP)
+        live = await api.call_of(caller, until="answered_at")
+        status, body = await _post(stack, f"/api/calls/{live['linkedid']}/spy",
+                                   {"supervisor": sup, "mode": "listen"}, role="supervisor")
+        assert status == 202, body
+        status, body = await _post(stack, f"/api/calls/{live['linkedid']}/spy",
+                                   {"supervisor": sup, "mode": "listen"}, role="operator")
+        assert status == 403, "operators cannot spy"
+        received = 0
+        for _ in range(60):
+            await asyncio.sleep(0.1)
+            while True:
+                try:
+                    rtp.recv(2048)
+                except BlockingIOError:
+                    break
+                received += 1
+            if received > 20:
+                break
+        assert received > 20, f"RTP reaches the supervisor's phone: {received} packets"
+        assert await asyncio.to_thread(run.wait, 30) == 0, run.errors()
+    finally:
+        supervisor.stop()
+        rtp.close()
+    c = await api.call_of(caller)
+    spied = [e for e in c["timeline"] if e["type"] == "supervised"]
+    assert spied and spied[0]["data"]["supervisor"] == sup and spied[0]["data"]["mode"] == "listen"
+
+
+async def test_linkage_brings_119_into_the_call(stack: Stack, seats: dict, api: Api) -> None:
+    from hotline.sipp import SippRun, seat_scenario
+
+    assert stack.site.linkage_trunk is not None
+    host, port = stack.site.linkage_trunk
+    gateway = SippRun([stack.sip_address, "-i", host, "-p", str(port), "-key", "seat", "119",
+                       "-mi", host, "-mp", "0", "-nostdin"], seat_scenario(50)).start()
+    await asyncio.sleep(0.3)
+    try:
+        caller = new_caller()
+        run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=7000,
+                         local_ip=stack.site.trunk_hosts[0])
+        live = await api.call_of(caller, until="answered_at")
+        status, body = await _post(stack, f"/api/calls/{live['linkedid']}/linkage", {"hotline": "fire"})
+        assert status == 400 and body["error_id"] == "unknown_hotline"
+        status, body = await _post(stack, f"/api/calls/{live['linkedid']}/linkage", {"hotline": "119"})
+        assert status == 202, body
+        members: list[str] = []
+        for _ in range(50):
+            members = await _bridge_members(stack, live["linkedid"])
+            if any("hl-119" in m for m in members):
+                break
+            await asyncio.sleep(0.1)
+        log_tail = (stack.asterisk.paths.host_dir("log") / "messages.log").read_text()[-2500:] \
+            if stack.asterisk else ""
+        assert any("hl-119" in m for m in members), (members, log_tail)
+        assert await asyncio.to_thread(run.wait, 30) == 0, run.errors()
+    finally:
+        gateway.stop()
+    c = await api.call_of(caller)
+    assert any(e["type"] == "conference_joined" and e["data"]["party"] == "linkage" for e in c["timeline"])
+    assert c["outcome"] == "emergency_linked" and c["outcome_detail"] == "119"
