@@ -117,6 +117,12 @@ class CallService:
             r["service"] = str(r["service"]) if r["service"] else None
         new_ids = {r.event_id for r in await conn.execute(self._insert_events, rows)}
         stored = [r for r in rows if r["event_id"] in new_ids]
+        for r in stored:
+            if r["type"] == "supervised":  # a supervisor listened in from the phone: audit it
+                sup = str(r["data"].get("supervisor", "?"))
+                await self._audit(conn, Principal(f"supervisor {sup}", "supervisor"),
+                                  f"spy_{r['data'].get('mode', '?')}", r["linkedid"],
+                                  {"seat": r["data"].get("seat_watched"), "at": r["at"], "via": "phone"})
         if stored:
             await self._refresh_calls(conn, sorted({r["linkedid"] for r in stored}), now)
             for r in stored if log.isEnabledFor(logging.DEBUG) else ():

@@ -172,3 +172,20 @@ async def test_concurrent_writers_converge(api) -> None:
     for lid in calls:
         _, call = await api.get_call(lid)
         assert (call["event_count"], call["total_s"], call["outcome"]) == (6, 70.0, "resolved_on_call")
+
+
+async def test_a_supervisor_listening_from_the_phone_is_audited(api) -> None:
+    from sqlalchemy import select
+
+    from app import keys
+    from app.models import AuditRow
+
+    lid = "1700.77"
+    spy = api.event(lid, "supervised", 20,
+                    data={"supervisor": "1901", "mode": "whisper", "seat_watched": "1201"})
+    await api.post_events({"events": api.answered_call(lid)[:4] + [spy]})
+    db = api.client.app[keys.DATABASE]
+    async with db.read() as conn:
+        rows = (await conn.execute(select(AuditRow.who, AuditRow.action, AuditRow.target)
+                                   .where(AuditRow.target == lid))).all()
+    assert ("supervisor 1901", "spy_whisper", lid) in [tuple(r) for r in rows]
