@@ -128,7 +128,10 @@ async def _post(stack: Stack, path: str, body: dict, role: str = "operator") -> 
 
 async def _bridge_members(stack: Stack, room: str) -> list[str]:
     assert stack.ami is not None
-    msgs = await stack.ami.client.action({"Action": "ConfbridgeList", "Conference": room}, as_list=True)
+    # An empty/unknown bridge answers with one Error, a live one with an event list.
+    msgs = await asyncio.wait_for(stack.ami.client.manager.send_action(
+        {"Action": "ConfbridgeList", "Conference": room}), 5)
+    msgs = msgs if isinstance(msgs, list) else [msgs]
     return [m["Channel"] for m in msgs if m.get("Event") == "ConfbridgeList"]
 
 
@@ -156,6 +159,8 @@ async def test_three_way_then_the_12345_seat_leaves(stack: Stack, seats: dict, a
     members = await _bridge_members(stack, lid)
     assert len(members) == 2 and not any(m.startswith(f"PJSIP/{first_seat}-") for m in members), members
     assert await asyncio.to_thread(run.wait, 40) == 0, run.errors()
+    await asyncio.sleep(0.5)
+    assert await _bridge_members(stack, lid) == [], "the caller hung up: the bridge is closed, no seat held"
     c = await api.call_of(caller)
     joined = [e for e in c["timeline"] if e["type"] == "conference_joined"]
     parties = {e["data"]["party"] for e in joined}
