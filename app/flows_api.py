@@ -6,6 +6,7 @@ pressed it. Without a flow service (the API run alone) the answer is 503 ``flows
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from app.auth import requires
 from app.errors import ApiError
 from app.http_util import json_response, read_json
 from call_flows.flows import FlowError
-from hotline.contracts import LINKEDID_RE, Service
+from hotline.contracts import LINKEDID_RE, CallEvent, CallEventType, Service
 
 
 class FlowRefused(ApiError):
@@ -41,24 +42,37 @@ def _flows(request: web.Request) -> Any:
 
 @requires("operator", "supervisor", "admin")
 async def post_transfer(request: web.Request) -> web.Response:
-    linkedid = request.match_info["linkedid"]
-    if not LINKEDID_RE.match(linkedid):
-        raise BadFlowRequest("bad call id", {"linkedid": "not a call id"})
-    body = await read_json(request) if request.can_read_body else {}
-    if not isinstance(body, dict) or set(body) - {"target"}:
-        raise BadFlowRequest("body must be {} or {\"target\": \"110\"|\"12345\"}")
-    target = body.get("target")
-    if target is not None and target not in (s.value for s in Service):
-        raise BadFlowRequest("target must be '110' or '12345'", {"target": target})
-    who = request[keys.PRINCIPAL]
-    try:
-        result = await _flows(request).transfer(linkedid, Service(target) if target else None)
-    except FlowError as exc:
-        await request.app[keys.CALLS].audit(who, "transfer_refused", linkedid,
-                                            {"error_id": exc.error_id, "target": target})
-        raise FlowRefused(exc.status, exc.error_id, exc.message) from None
-    await request.app[keys.CALLS].audit(who, "transfer", linkedid, result)
-    return json_response(result, status=202)
+    flows = _flows(request)
+
+    async def run(lid: str, body: dict[str, Any]) -> Any:
+        mode = body.get("mode", "blind")
+        if mode not in ("blind", "attended"):
+            raise BadFlowRequest("mode must be 'blind' or 'attended'", {"mode": mode})
+        return await flows.transfer(lid, _service(body, "target"), mode)
+
+    return await _run(request, "transfer", {"target", "mode"}, run)
+
+
+@requires("operator", "supervisor", "admin")
+async def post_transfer_complete(request: web.Request) -> web.Response:
+    flows = _flows(request)
+    return await _run(request, "transfer_complete", set(), lambda lid, _b: flows.complete_attended(lid))
+
+
+@requires("operator", "supervisor", "admin")
+async def post_transfer_cancel(request: web.Request) -> web.Response:
+    flows = _flows(request)
+
+    async def run(lid: str, _body: dict[str, Any]) -> Any:
+        result = await flows.cancel_attended(lid)
+        # The caller is back with its seat: the timeline says so (the app is the one writer).
+        await request.app[keys.CALLS].record([CallEvent(
+            event_id=f"{lid}:transfer_failed:cancel:{time.time():.3f}", linkedid=lid,
+            type=CallEventType.TRANSFER_FAILED, at=time.time(), source="api",
+            data={"kind": "attended", "status": "cancelled"})])
+        return result
+
+    return await _run(request, "transfer_cancel", set(), run)
 
 
 def _conf(request: web.Request) -> Any:
@@ -84,6 +98,8 @@ async def _run(request: web.Request, action: str, allowed: set[str], call: Any) 
         await request.app[keys.CALLS].audit(who, f"{action}_refused", linkedid,
                                             {"error_id": exc.error_id, **body})
         raise FlowRefused(exc.status, exc.error_id, exc.message) from None
+    except (TimeoutError, ConnectionError) as exc:  # Asterisk slow or reconnecting: nothing changed
+        raise FlowRefused(503, "flows_unavailable", f"Asterisk did not answer: {exc!r}") from None
     await request.app[keys.CALLS].audit(who, action, linkedid, result)
     return json_response(result, status=202)
 
@@ -135,6 +151,8 @@ def setup_routes(app: web.Application, flows: Any = None, conference_flows: Any 
     if conference_flows is not None:
         app[keys.CONFERENCE_FLOWS] = conference_flows
     app.router.add_post("/api/calls/{linkedid}/transfer", post_transfer)
+    app.router.add_post("/api/calls/{linkedid}/transfer/complete", post_transfer_complete)
+    app.router.add_post("/api/calls/{linkedid}/transfer/cancel", post_transfer_cancel)
     app.router.add_post("/api/calls/{linkedid}/conference", post_conference)
     app.router.add_post("/api/calls/{linkedid}/linkage", post_linkage)
     app.router.add_post("/api/calls/{linkedid}/spy", post_spy)

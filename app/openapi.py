@@ -300,11 +300,37 @@ def openapi_document() -> dict[str, Any]:
             "/api/calls/{linkedid}/transfer": {
                 "post": {
                     "summary": "one-touch transfer (一键转接) of the caller to the other platform",
-                    "description": "roles: operator, supervisor, admin. Body {} or {target: 110|12345}. "
+                    "description": "roles: operator, supervisor, admin. Body {} or {target, mode}. "
                     "Blind, with fallback: if nobody answers there, the caller comes back to the seat",
                     "responses": {
                         "202": {"description": "{linkedid, from_seat, target, mode}"},
                         "400": _err("same_platform"),
+                        "404": _err("unknown_call"),
+                        "409": _err("call_not_bridged"),
+                        "503": _err("flows_unavailable"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
+            "/api/calls/{linkedid}/transfer/complete": {
+                "post": {
+                    "summary": "attended transfer: the seat drops out, the caller goes on",
+                    "description": "roles: operator, supervisor, admin",
+                    "responses": {
+                        "202": {"description": "done"},
+                        "404": _err("unknown_call"),
+                        "409": _err("call_not_bridged"),
+                        "503": _err("flows_unavailable"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
+            "/api/calls/{linkedid}/transfer/cancel": {
+                "post": {
+                    "summary": "attended transfer: back to the caller, end the consultation",
+                    "description": "roles: operator, supervisor, admin",
+                    "responses": {
+                        "202": {"description": "done"},
                         "404": _err("unknown_call"),
                         "409": _err("call_not_bridged"),
                         "503": _err("flows_unavailable"),

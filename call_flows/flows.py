@@ -9,6 +9,7 @@ not connected to a seat, or is already being transferred changes nothing and get
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from call_flows.ami import AmiClient
 from call_flows.live_state import LiveCalls
 from hotline.contracts import LINKAGE_HOTLINES, Service
 from hotline.names import (
+    CTX_ATXFER,
     CTX_CONF,
     CTX_CONF_INVITE,
     CTX_SUPERVISORS,
@@ -84,12 +86,20 @@ class FlowService:
             raise FlowsUnavailable("not connected to Asterisk (AMI)")
         return client
 
-    async def transfer(self, linkedid: str, target: Service | None = None) -> dict[str, Any]:
-        """One-touch transfer of the caller to the other platform (blind, with fallback)."""
+    async def transfer(self, linkedid: str, target: Service | None = None,
+                       mode: str = "blind") -> dict[str, Any]:
+        """One-touch transfer of the caller to the other platform.
+
+        ``blind``: the caller is moved at once (ringback, fallback to the seat, then its queue).
+        ``attended``: the seat is put through to the other side first (the caller hears music);
+        ``complete_attended`` hands the caller over, ``cancel_attended`` returns it to the seat.
+        """
+        if mode not in ("blind", "attended"):
+            raise FlowError("mode must be 'blind' or 'attended'")
         state = await self._state(linkedid)
         if state.get("state") == "ended":
             raise CallNotBridged("the call has ended")
-        if state.get("transfer") or state.get("state") == "transferring":
+        if state.get("transfer") or state.get("attended") or state.get("state") == "transferring":
             raise TransferInProgress("a transfer of this call is already under way")
         seat, caller_channel = state.get("seat", ""), state.get("caller_channel", "")
         if state.get("state") != "talking" or not seat or not caller_channel:
@@ -102,6 +112,8 @@ class FlowService:
         if target is here:
             raise SamePlatform(f"the call is already at {here.value}")
         client = self._client()
+        if mode == "attended":
+            return await self._attended(client, linkedid, state, target)
         await self._live.mark(linkedid, state="transferring", transfer="pending")
         try:
             resp = await client.action({"Action": "Redirect", "Channel": caller_channel,
@@ -115,6 +127,43 @@ class FlowService:
             raise FlowError(f"Asterisk refused the transfer: {resp.get('Message', '?')}")
         log.info("transfer of %s from seat %s to %s requested", linkedid, seat, target.value)
         return {"linkedid": linkedid, "from_seat": seat, "target": target.value, "mode": "blind"}
+
+    async def _attended(self, client: AmiClient, linkedid: str, state: dict[str, str],
+                        target: Service) -> dict[str, Any]:
+        # Async: panoramisk looks for it on every "...successfully queued" answer.
+        resp = await client.action({"Action": "Atxfer", "Channel": state["seat_channel"],
+                                    "Exten": f"{target.value}-{linkedid}", "Context": CTX_ATXFER,
+                                    "Async": "false"})
+        if resp.get("Response") != "Success":
+            raise FlowError(f"Asterisk refused the attended transfer: {resp.get('Message', '?')}")
+        await self._live.mark(linkedid, attended=state["seat_channel"])  # the seat that consults
+        return {"linkedid": linkedid, "from_seat": state.get("seat"), "target": target.value,
+                "mode": "attended"}
+
+
+    async def complete_attended(self, linkedid: str) -> dict[str, Any]:
+        """The seat drops out: Asterisk bridges the caller with the other side."""
+        state = await self._state(linkedid)
+        if not state.get("attended"):
+            raise CallNotBridged("no attended transfer of this call is under way")
+        resp = await self._client().action({"Action": "Hangup", "Channel": state["attended"]})
+        if resp.get("Response") != "Success":
+            raise FlowError(f"could not complete: {resp.get('Message', '?')}")
+        await self._live.mark(linkedid, attended="")
+        return {"linkedid": linkedid, "completed": True}
+
+
+    async def cancel_attended(self, linkedid: str) -> dict[str, Any]:
+        """End the consultation leg: Asterisk returns the caller to the seat."""
+        state = await self._state(linkedid)
+        if not state.get("attended"):
+            raise CallNotBridged("no attended transfer of this call is under way")
+        pattern = rf"/^Local\/(110|12345)-{re.escape(linkedid)}@{CTX_ATXFER}-/"
+        resp = await self._client().action({"Action": "Hangup", "Channel": pattern})
+        if resp.get("Response") != "Success":
+            raise FlowError(f"could not cancel: {resp.get('Message', '?')}")
+        await self._live.mark(linkedid, attended="")
+        return {"linkedid": linkedid, "cancelled": True}
 
 
 class UnknownHotline(FlowError):

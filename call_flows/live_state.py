@@ -49,7 +49,9 @@ class LiveCalls:
         # (the other side, or the first seat when nobody answered there).
         if ev.type in (CallEventType.TRANSFERRED, CallEventType.TRANSFER_FAILED):
             fields["transfer"] = "pending"
-        if ev.type is CallEventType.ANSWERED:
+        own_leg = not ev.data.get("leg")
+        if ev.type is CallEventType.ANSWERED and own_leg:
+            # A seat answered the caller itself (not a consultation or invited leg of the call).
             fields["transfer"] = ""
             if ev.data.get("channel"):
                 fields["seat_channel"] = str(ev.data["channel"])

@@ -16,6 +16,8 @@ from typing import Any
 
 from hotline.contracts import LINKEDID_RE, CallEvent, CallEventType, Service
 from hotline.names import (
+    CTX_ATXFER,
+    CTX_CONF_INVITE,
     CTX_TRANSFER,
     SERVICE_BY_QUEUE,
     UEV_SPY,
@@ -116,9 +118,16 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
         elif name == "AgentConnect":
             dest = ev.get("DestChannel", "")
             seat = seat_of(ev.get("Interface")) or seat_of(dest)
+            data = {"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime")),
+                    "channel": dest[:80], "caller_channel": channel[:80]}
+            # Legs of the call that are not the caller's own: an attended transfer's consultation,
+            # a three-way invitation. They answer the seat, not (yet) the caller.
+            if f"@{CTX_ATXFER}-" in channel:
+                data["leg"] = "consultation"
+            elif f"@{CTX_CONF_INVITE}-" in channel:
+                data["leg"] = "invited"
             return [_ev(CallEventType.ANSWERED, linkedid, ev.get("DestUniqueid", dest), ev, seat=seat,
-                        data={"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime")),
-                              "channel": dest[:80], "caller_channel": channel[:80]})]
+                        data=data)]
         elif name == "DialEnd":
             # A seat reached by Dial in the transfer fallback (back to the first seat) answered the
             # caller. Queue's own dials are left to AgentConnect.
@@ -139,8 +148,18 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
         elif name in ("BlindTransfer", "AttendedTransfer"):
             kind = "blind" if name == "BlindTransfer" else "attended"
             target = (ev.get("Extension") or seat_of(ev.get("TransferTargetChannel"))
-                      or ev.get("SecondTransfererExten") or "")
+                      or ev.get("TransferTargetExten") or "")
             seat = seat_of(ev.get("TransfererChannel") or ev.get("OrigTransfererChannel"))
+            # Our attended transfers consult over Local/<platform>[-<call id>]@hotline-atxfer (the
+            # Local channel carries the transferer's variables, so its name is what tells).
+            if m := re.match(r"^Local/(110|12345)[-@]", ev.get("TransferTargetChannel", "")):
+                target = m.group(1)
+            elif m := re.match(r"^(110|12345)-", target):
+                target = m.group(1)
+            elif not target and kind == "attended":
+                # Asterisk optimised the consultation's Local channel away and names no target:
+                # the seat the transferer was talking to is its connected line.
+                target = str(ev.get("SecondTransfererConnectedLineNum", ""))
             target = target[:32]
             data = {"kind": kind, "target": target, "result": ev.get("Result", "")}
             if (target_service := cfg.service_of_target(target)) is not None:
@@ -206,13 +225,16 @@ def _user_event(ev: Mapping[str, str], linkedid: str, cfg: MappingConfig) -> lis
 _SEAT_ID = re.compile(r"[0-9]{2,8}")
 
 
-def _chanvar(ev: Mapping[str, Any], header: str, name: str) -> str:
+_PLATFORM = re.compile(r"110|12345")
+
+
+def _chanvar(ev: Mapping[str, Any], header: str, name: str, valid: re.Pattern[str] = LINKEDID_RE) -> str:
     """``ChanVariable: NAME=value`` (one header, or a list when several are configured)."""
     raw = ev.get(header)
     for item in raw if isinstance(raw, list) else [raw]:
         if isinstance(item, str) and item.startswith(name + "="):
             value = item[len(name) + 1:]
-            return value if LINKEDID_RE.fullmatch(value) else ""
+            return value if valid.fullmatch(value) else ""
     return ""
 
 

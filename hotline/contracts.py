@@ -27,7 +27,6 @@ class CallEventType(enum.StrEnum):
     TRANSFER_FAILED = "transfer_failed"  # nobody answered at the target: the caller came back
     CONFERENCE_JOINED = "conference_joined"  # a party joined the call's three-way bridge (data.party)
     CONFERENCE_LEFT = "conference_left"      # a party left it
-    LINKED = "linked"                        # an emergency/utility hotline was brought in (data.hotline)
     SUPERVISED = "supervised"                # a supervisor listened, whispered or barged (data.mode)
     ABANDONED = "abandoned"      # caller hung up while waiting in a queue
     HANGUP = "hangup"            # the caller's channel is gone (data.cause, data.cause_txt)

@@ -30,6 +30,7 @@ CTX_AGI_FAIL = "agi-fail"              # where intake failures land (still queue
 CTX_SEAT_LEG = "hotline-seat-leg"      # Queue/Dial option b: arms the feature codes on a seat's leg
 CTX_FLOWS = "hotline-flows"            # what the seat feature codes run
 CTX_TRANSFER = "hotline-transfer"      # one-touch transfer: <platform>-<seat>, with fallback
+CTX_ATXFER = "hotline-atxfer"          # attended transfer's consultation leg: <platform>-<call id>
 CTX_CONF = "hotline-conf"              # three-way bridge (三方通话): join
 CTX_CONF_INVITE = "hotline-conf-invite"  # ring the other platform (or a hotline) into the bridge
 CTX_SPY = "hotline-spy"                # supervisor listen / whisper / barge
@@ -45,10 +46,11 @@ SEAT_FEATURES = (FEATURE_ONE_TOUCH, FEATURE_THREE_WAY)
 
 # --- Channel variables of the flows ---------------------------------------------------------------
 VAR_LINKEDID = "HOTLINE_LINKEDID"        # inherited by every leg: the call's identity
+VAR_CALL_SERVICE = "HOTLINE_CALL_SERVICE"  # inherited: the platform a leg serves (12345 | 110)
 VAR_CONF = "HOTLINE_CONF"                # the three-way bridge a leg joins (= the call's linkedid)
 VAR_CONF_PROFILE = "HOTLINE_CONF_PROFILE"  # confbridge user profile: party | operator
 
-CHANNEL_VARS = (*CHANNEL_VARS, VAR_LINKEDID, VAR_CONF, VAR_CONF_PROFILE)
+CHANNEL_VARS = (*CHANNEL_VARS, VAR_LINKEDID, VAR_CALL_SERVICE, VAR_CONF, VAR_CONF_PROFILE)
 
 # --- AMI user events the dialplan raises for the backend ------------------------------------------
 UEV_TRANSFER = "HotlineTransfer"

@@ -57,10 +57,7 @@ def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     service = next((e["service"] for e in evs if e.get("service")), None)
     caller = next((e["caller"] for e in evs if e.get("caller")), None)
     # The seat that holds the caller last (after transfers); answered_at stays the first answer.
-    seat = None
-    last_answer = max(by_type.get(T.ANSWERED.value, []), key=_ts, default=None)
-    if last_answer:
-        seat = last_answer.get("seat") or last_answer["data"].get("seat")
+    seat = _holding_seat(by_type)
     queue = None
     for e in by_type.get(T.QUEUED.value, []) + by_type.get(T.ARRIVED.value, []):
         if q := e["data"].get("queue"):
@@ -99,6 +96,22 @@ def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     if summary.get("outcome_source") == "auto" and summary["outcome"] == Outcome.RESOLVED_ON_CALL.value:
         summary.update(_bridge_outcome(by_type, service))
     return summary
+
+
+def _holding_seat(by_type: dict[str, list[Mapping[str, Any]]]) -> str | None:
+    """The seat holding the caller last: the latest answer of the caller's own leg, or the seat
+    consulted in an attended transfer once that transfer completed."""
+    answers = sorted(by_type.get(T.ANSWERED.value, []), key=_ts)
+    holding = [(_ts(e), e) for e in answers if not e["data"].get("leg")]
+    for t in by_type.get(T.TRANSFERRED.value, []):
+        if t["data"].get("kind") == "attended":
+            consulted = [e for e in answers if e["data"].get("leg") == "consultation" and _ts(e) <= _ts(t)]
+            if consulted:
+                holding.append((_ts(t), consulted[-1]))
+    if not holding:
+        return None
+    e = max(holding, key=lambda p: p[0])[1]
+    return _str(e.get("seat") or e["data"].get("seat"), 64)
 
 
 def _bridge_outcome(by_type: dict[str, list[Mapping[str, Any]]], service: str | None) -> dict:

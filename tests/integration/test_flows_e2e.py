@@ -258,3 +258,35 @@ async def test_linkage_brings_119_into_the_call(stack: Stack, seats: dict, api: 
     c = await api.call_of(caller)
     assert any(e["type"] == "conference_joined" and e["data"]["party"] == "linkage" for e in c["timeline"])
     assert c["outcome"] == "emergency_linked" and c["outcome_detail"] == "119"
+
+
+@pytest.mark.parametrize("finish", ["complete", "cancel"])
+async def test_attended_transfer_complete_and_cancel(stack: Stack, seats: dict, api: Api,
+                                                     finish: str) -> None:
+    caller = new_caller()
+    run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=8000,
+                     local_ip=stack.site.trunk_hosts[0])
+    live = await api.call_of(caller, until="answered_at")
+    lid, first_seat = live["linkedid"], live["seat"]
+    status, body = await _post(stack, f"/api/calls/{lid}/transfer", {"mode": "attended"})
+    assert status == 202 and body["mode"] == "attended", body
+    # The seat is put through to 110 first (consultation); the caller waits with music.
+    for _ in range(50):
+        c = await api.get(f"/api/calls/{lid}")
+        if any(e["type"] == "answered" and e["seat"] in stack.site.operators[Service.POLICE_110]
+               for e in c["timeline"]):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # the seat talks to 110 before deciding
+    status, body = await _post(stack, f"/api/calls/{lid}/transfer/{finish}", {})
+    assert status == 202, body
+    status, body = await _post(stack, f"/api/calls/{lid}/transfer/{finish}", {})
+    assert status == 409, "nothing left to complete or cancel"
+    assert await asyncio.to_thread(run.wait, 40) == 0, f"the caller was never dropped: {run.errors()}"
+    c = await api.call_of(caller)
+    if finish == "complete":
+        assert c["outcome"] == "transferred_110", [e for e in c["timeline"] if e["type"] == "transferred"]
+        assert c["seat"] in stack.site.operators[Service.POLICE_110]
+    else:
+        assert c["outcome"] == "resolved_on_call"
+        assert c["seat"] == first_seat and c["talk_s"] >= 6, "back with the first seat to the end"

@@ -454,3 +454,15 @@ def test_fallback_dial_answer_is_an_answer_but_queue_dials_are_not() -> None:
     assert answered.type is CallEventType.ANSWERED and answered.seat == "1201"
     assert map_event({**ev, "Context": "hotline-intake"}, CFG) == []  # Queue's dial: AgentConnect's job
     assert map_event({**ev, "DialStatus": "NOANSWER"}, CFG) == []
+
+
+def test_attended_transfer_names_the_platform_from_the_consultation_leg() -> None:
+    cfg = MappingConfig(seats={"1201": Service.HOTLINE_12345, "1101": Service.POLICE_110})
+    base_ev = {"Event": "AttendedTransfer", "Timestamp": "1795946474.4", "Result": "Success",
+               "OrigTransfererChannel": "PJSIP/1201-00000001", "OrigTransfererLinkedid": "pbx-1.0"}
+    (ev,) = map_event({**base_ev, "TransferTargetChannel": "Local/110-pbx-1.0@hotline-atxfer-00000000;1",
+                       "TransferTargetExten": "110-pbx-1.0"}, cfg)
+    assert ev.data["target"] == "110" and ev.data["target_service"] == "110"
+    # The Local channel optimised away: no target fields, the connected line names the seat.
+    (ev,) = map_event({**base_ev, "SecondTransfererConnectedLineNum": "1101"}, cfg)
+    assert ev.data["target_service"] == "110" and ev.seat == "1201"
