@@ -290,3 +290,50 @@ async def test_attended_transfer_complete_and_cancel(stack: Stack, seats: dict, 
     else:
         assert c["outcome"] == "resolved_on_call"
         assert c["seat"] == first_seat and c["talk_s"] >= 6, "back with the first seat to the end"
+
+
+async def test_supervisor_listens_to_a_three_way_bridge(stack: Stack, seats: dict, api: Api) -> None:
+    import socket
+
+    assert stack.secrets is not None
+    sup = stack.site.supervisors[0]
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    rtp.setblocking(False)
+    supervisor = Seat(sup, stack.secrets.sip_passwords[sup], stack.sip_address,
+                      media_port=rtp.getsockname()[1])
+    await asyncio.to_thread(supervisor.start)
+    try:
+        caller = new_caller()
+        run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=9000,
+                         local_ip=stack.site.trunk_hosts[0], audio_pcap=SAMPLE_AUDIO_PCAP)
+        live = await api.call_of(caller, until="answered_at")
+        lid = live["linkedid"]
+        status, body = await _post(stack, f"/api/calls/{lid}/conference", {})
+        assert status == 202, body
+        for _ in range(50):
+            if len(await _bridge_members(stack, lid)) == 3:
+                break
+            await asyncio.sleep(0.1)
+        status, body = await _post(stack, f"/api/calls/{lid}/spy", {"supervisor": sup, "mode": "listen"},
+                                   role="supervisor")
+        assert status == 202, body
+        received = 0
+        for _ in range(60):
+            await asyncio.sleep(0.1)
+            while True:
+                try:
+                    rtp.recv(2048)
+                except BlockingIOError:
+                    break
+                received += 1
+            if received > 20:
+                break
+        assert received > 20, f"RTP from the three-way bridge reaches the supervisor: {received}"
+        assert await asyncio.to_thread(run.wait, 40) == 0, run.errors()
+    finally:
+        supervisor.stop()
+        rtp.close()
+    c = await api.call_of(caller)
+    assert any(e["type"] == "supervised" for e in c["timeline"])
+    assert any(e["type"] == "conference_joined" for e in c["timeline"])
