@@ -75,3 +75,18 @@ def wait_until(pred: Any, timeout: float = 15.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+
+
+async def count_datagrams(sock: Any, *, want: int, within_s: float) -> int:
+    """Count datagrams (RTP) arriving on a non-blocking UDP socket, until ``want`` or time is up."""
+    received = 0
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and received <= want:
+        await asyncio.sleep(0.1)
+        while True:
+            try:
+                sock.recv(2048)
+            except BlockingIOError:
+                break
+            received += 1
+    return received

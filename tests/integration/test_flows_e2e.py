@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from e2e_support import Api, new_caller
+from e2e_support import Api, count_datagrams, new_caller
 
 from hotline.contracts import Service
 from hotline.names import QUEUE_BY_SERVICE
@@ -25,13 +25,17 @@ async def _pause(stack: Stack, service: Service, paused: bool, except_seat: str 
                                            "Paused": "true" if paused else "false"})
 
 
-async def test_one_touch_key_moves_the_caller_from_12345_to_110(stack: Stack, seats: dict, api: Api) -> None:
+@pytest.mark.parametrize("dtmf_mode", ["info", "rfc4733"])
+async def test_one_touch_key_moves_the_caller_from_12345_to_110(stack: Stack, seats: dict, api: Api,
+                                                                 dtmf_mode: str) -> None:
+    """The key as SIP INFO, and as RFC 4733 telephone-events in the seat's RTP (as phones send)."""
     assert stack.secrets is not None
     # One 12345 seat that presses *1 one second after answering; the others on a break.
     presser = stack.site.operators[Service.HOTLINE_12345][0]
     seats[presser].stop()
     keyed = Seat(presser, stack.secrets.sip_passwords[presser], stack.sip_address, port=seats[presser].port,
-                 dtmf=stack.site.feature_codes["one_touch_transfer"], dtmf_after_ms=1000)
+                 dtmf=stack.site.feature_codes["one_touch_transfer"], dtmf_after_ms=1000,
+                 dtmf_mode=dtmf_mode)
     await asyncio.to_thread(keyed.reregister)
     await _pause(stack, Service.HOTLINE_12345, True, except_seat=presser)
     try:
@@ -44,6 +48,8 @@ async def test_one_touch_key_moves_the_caller_from_12345_to_110(stack: Stack, se
         await _pause(stack, Service.HOTLINE_12345, False)
         keyed.stop()
         await asyncio.to_thread(seats[presser].reregister)
+    if dtmf_mode == "rfc4733":
+        assert keyed.uas is not None and "INFO" not in (keyed.uas.workdir / "scenario.xml").read_text()
     types = [e["type"] for e in c["timeline"]]
     assert "transferred" in types, types
     xfer = next(e for e in c["timeline"] if e["type"] == "transferred")
@@ -205,17 +211,7 @@ async def test_supervisor_listens_to_a_live_call_and_it_is_audited(stack: Stack,
         status, body = await _post(stack, f"/api/calls/{live['linkedid']}/spy",
                                    {"supervisor": sup, "mode": "listen"}, role="operator")
         assert status == 403, "operators cannot spy"
-        received = 0
-        for _ in range(60):
-            await asyncio.sleep(0.1)
-            while True:
-                try:
-                    rtp.recv(2048)
-                except BlockingIOError:
-                    break
-                received += 1
-            if received > 20:
-                break
+        received = await count_datagrams(rtp, want=20, within_s=6)
         assert received > 20, f"RTP reaches the supervisor's phone: {received} packets"
         assert await asyncio.to_thread(run.wait, 30) == 0, run.errors()
     finally:
@@ -318,17 +314,7 @@ async def test_supervisor_listens_to_a_three_way_bridge(stack: Stack, seats: dic
         status, body = await _post(stack, f"/api/calls/{lid}/spy", {"supervisor": sup, "mode": "listen"},
                                    role="supervisor")
         assert status == 202, body
-        received = 0
-        for _ in range(60):
-            await asyncio.sleep(0.1)
-            while True:
-                try:
-                    rtp.recv(2048)
-                except BlockingIOError:
-                    break
-                received += 1
-            if received > 20:
-                break
+        received = await count_datagrams(rtp, want=20, within_s=6)
         assert received > 20, f"RTP from the three-way bridge reaches the supervisor: {received}"
         assert await asyncio.to_thread(run.wait, 40) == 0, run.errors()
     finally:
