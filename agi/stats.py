@@ -37,9 +37,6 @@ class SessionStats:
         if len(self._durations) > self.window:
             self._durations.popleft()
 
-    def reset(self) -> None:
-        self._durations.clear()
-
     def summary(self) -> dict[str, float]:
         d = sorted(self._durations)
         return {"sessions": float(len(d)), "p50_ms": percentile(d, 0.50) * 1000,

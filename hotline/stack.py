@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -218,7 +217,3 @@ class Stack:
             await self.redis.aclose()
         if self.redis_server is not None:
             await asyncio.to_thread(self.redis_server.stop)
-
-
-def state_dir_for(base: Path, name: str) -> Path:
-    return base / name
