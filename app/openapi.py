@@ -385,6 +385,19 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/api/calls/{linkedid}/route": {
+                "post": {
+                    "summary": "route the caller's words for this call and keep the answer with it",
+                    "description": "roles: operator, supervisor, admin, service. Body {text, at?} "
+                    "(at defaults to the call's platform). The latest answer is the call's context.routing",
+                    "responses": {
+                        "200": {"description": "the routing result"},
+                        "400": _err("route.empty_text"),
+                        "404": _err("unknown_call"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
             "/api/route": {
                 "post": {
                     "summary": "who takes this call: the notice's annex as an explainable routing engine",

@@ -28,6 +28,7 @@ class CallEventType(enum.StrEnum):
     CONFERENCE_JOINED = "conference_joined"  # a party joined the call's three-way bridge (data.party)
     CONFERENCE_LEFT = "conference_left"      # a party left it
     SUPERVISED = "supervised"                # a supervisor listened, whispered or barged (data.mode)
+    ROUTED = "routed"                        # the routing engine's answer on the caller's words
     ABANDONED = "abandoned"      # caller hung up while waiting in a queue
     HANGUP = "hangup"            # the caller's channel is gone (data.cause, data.cause_txt)
     OUTCOME = "outcome"          # an outcome was set (operator or flow)

@@ -201,7 +201,15 @@ class CallService:
             )
             call["timeline"] = [dict(r) for r in res.mappings()]
             await self._audit(conn, who, "read_call", linkedid, {})
+        # What travels with the call to whoever takes it next (a transfer, a three-way bridge).
+        routed = [e for e in call["timeline"] if e["type"] == "routed"]
+        call["context"] = {"routing": routed[-1]["data"] if routed else None}
         return call
+
+    async def exists(self, linkedid: str) -> dict[str, Any] | None:
+        """The call's row (no audit: nothing of the caller is returned to anyone), or None."""
+        async with self.db.read() as conn:
+            return await self._call_row(conn, linkedid)
 
     async def list_calls(self, f: CallFilter, who: Principal) -> dict[str, Any]:
         conds = []

@@ -55,3 +55,27 @@ async def test_reload_is_admin_only_and_bad_rules_keep_the_old_ones(app_client, 
                            headers=op) as r:
         assert r.status == 200, "the old rules still answer"
     assert client.app[keys.ROUTER]._router.version == good["version"]
+
+
+async def test_routing_a_call_keeps_the_answer_as_its_context(app_client, api_secrets) -> None:
+    client = await app_client("sqlite+aiosqlite:///:memory:")
+    svc = {"Authorization": f"Bearer {api_secrets.token_for('service')}"}
+    op = {"Authorization": f"Bearer {api_secrets.token_for('operator')}"}
+    ev = {"event_id": "c1:arrived", "linkedid": "c1", "type": "arrived", "at": 1_760_000_000.0,
+          "source": "agi", "service": "12345", "caller": "13800000000", "seat": None, "data": {}}
+    async with client.post("/api/events", json=ev, headers=svc) as r:
+        assert r.status in (200, 201, 202)
+    async with client.post("/api/calls/nope.1/route", json={"text": "路灯坏了"}, headers=op) as r:
+        assert r.status == 404 and (await r.json())["error_id"] == "unknown_call"
+    async with client.post("/api/calls/c1/route", json={"text": 5}, headers=op) as r:
+        assert r.status == 400
+    async with client.post("/api/calls/c1/route", json={"text": "楼顶上站着一个人，看样子要往下跳"},
+                           headers=op) as r:
+        assert r.status == 200
+        answer = await r.json()
+    assert answer["at"] == "12345" and answer["life_threat"] is True
+    async with client.get("/api/calls/c1", headers=op) as r:
+        call = await r.json()
+    ctx = call["context"]["routing"]
+    assert ctx["action"] == answer["action"] and ctx["life_threat"] is True and ctx["reasons"]
+    assert [e["type"] for e in call["timeline"]] == ["arrived", "routed"]
