@@ -18,6 +18,18 @@ from xml.sax.saxutils import escape
 
 from hotline.rtp_dtmf import check_keys, write_dtmf_pcap
 
+# Our answer to a request the other side sent (its BYE): echo its dialog headers.
+OK_TO_REQUEST = """  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+]]></send>
+"""
+
 SAMPLE_AUDIO_PCAP = "/usr/share/sip-tester/g711a.pcap"  # shipped by sip-tester: G.711 A-law speech
 DTMF_DURATION_MS = 40  # SIP INFO key press length; Asterisk plays it out before acting on the key
 DTMF_MODES = ("info", "rfc4733")  # how a seat sends keys: SIP INFO, or RTP telephone-events
@@ -74,16 +86,7 @@ Max-Forwards: 70
 Content-Length: 0
 ]]></send>
 {_play(audio_pcap)}  <recv request="BYE" timeout="{talk_ms}" ontimeout="hangup"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-]]></send>
-  <nop next="end"/>
+{OK_TO_REQUEST}  <nop next="end"/>
   <label id="hangup"/>
   <send retrans="500"><![CDATA[
 BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -217,16 +220,7 @@ Content-Length: [len]
 ]]></send>
   <recv request="ACK" rtd="true" crlf="true"/>
 {keys}  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-]]></send>
-</scenario>
+{OK_TO_REQUEST}</scenario>
 """
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
-from hotline.sipp import place_call
+from hotline.sipp import Seat, place_call
 from hotline.stack import Stack
 
 
@@ -90,3 +93,19 @@ async def count_datagrams(sock: Any, *, want: int, within_s: float) -> int:
                 break
             received += 1
     return received
+
+
+@contextlib.asynccontextmanager
+async def supervisor_phone(stack: Stack, sup: str) -> AsyncIterator[socket.socket]:
+    """A supervisor's softphone (SIPp) whose audio port is a socket the test reads."""
+    assert stack.secrets is not None
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    rtp.setblocking(False)
+    phone = Seat(sup, stack.secrets.sip_passwords[sup], stack.sip_address, media_port=rtp.getsockname()[1])
+    await asyncio.to_thread(phone.start)
+    try:
+        yield rtp
+    finally:
+        phone.stop()
+        rtp.close()

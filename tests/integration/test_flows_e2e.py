@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from e2e_support import Api, count_datagrams, new_caller
+from e2e_support import Api, count_datagrams, new_caller, supervisor_phone
 
 from hotline.contracts import Service
 from hotline.names import QUEUE_BY_SERVICE
@@ -190,17 +190,8 @@ async def test_three_way_then_the_12345_seat_leaves(stack: Stack, seats: dict, a
 
 async def test_supervisor_listens_to_a_live_call_and_it_is_audited(stack: Stack, seats: dict,
                                                                     api: Api) -> None:
-    assert stack.secrets is not None and stack.asterisk is not None
-    import socket
-
     sup = stack.site.supervisors[0]
-    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the supervisor phone's audio port
-    rtp.bind(("127.0.0.1", 0))
-    rtp.setblocking(False)
-    supervisor = Seat(sup, stack.secrets.sip_passwords[sup], stack.sip_address,
-                      media_port=rtp.getsockname()[1])
-    await asyncio.to_thread(supervisor.start)
-    try:
+    async with supervisor_phone(stack, sup) as rtp:
         caller = new_caller()
         run = place_call(asterisk=stack.sip_address, service="110", caller=caller, talk_ms=7000,
                          local_ip=stack.site.trunk_hosts[0], audio_pcap=SAMPLE_AUDIO_PCAP)
@@ -214,9 +205,6 @@ async def test_supervisor_listens_to_a_live_call_and_it_is_audited(stack: Stack,
         received = await count_datagrams(rtp, want=20, within_s=6)
         assert received > 20, f"RTP reaches the supervisor's phone: {received} packets"
         assert await asyncio.to_thread(run.wait, 30) == 0, run.errors()
-    finally:
-        supervisor.stop()
-        rtp.close()
     c = await api.call_of(caller)
     spied = [e for e in c["timeline"] if e["type"] == "supervised"]
     assert spied and spied[0]["data"]["supervisor"] == sup and spied[0]["data"]["mode"] == "listen"
@@ -289,17 +277,8 @@ async def test_attended_transfer_complete_and_cancel(stack: Stack, seats: dict, 
 
 
 async def test_supervisor_listens_to_a_three_way_bridge(stack: Stack, seats: dict, api: Api) -> None:
-    import socket
-
-    assert stack.secrets is not None
     sup = stack.site.supervisors[0]
-    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rtp.bind(("127.0.0.1", 0))
-    rtp.setblocking(False)
-    supervisor = Seat(sup, stack.secrets.sip_passwords[sup], stack.sip_address,
-                      media_port=rtp.getsockname()[1])
-    await asyncio.to_thread(supervisor.start)
-    try:
+    async with supervisor_phone(stack, sup) as rtp:
         caller = new_caller()
         run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=9000,
                          local_ip=stack.site.trunk_hosts[0], audio_pcap=SAMPLE_AUDIO_PCAP)
@@ -317,9 +296,6 @@ async def test_supervisor_listens_to_a_three_way_bridge(stack: Stack, seats: dic
         received = await count_datagrams(rtp, want=20, within_s=6)
         assert received > 20, f"RTP from the three-way bridge reaches the supervisor: {received}"
         assert await asyncio.to_thread(run.wait, 40) == 0, run.errors()
-    finally:
-        supervisor.stop()
-        rtp.close()
     c = await api.call_of(caller)
     assert any(e["type"] == "supervised" for e in c["timeline"])
     assert any(e["type"] == "conference_joined" for e in c["timeline"])
