@@ -65,19 +65,32 @@ class FlowsUnavailable(FlowError):
     error_id = "flows_unavailable"
 
 
+class UnknownHotline(FlowError):
+    status = 400
+    error_id = "unknown_hotline"
+
+
+class UnknownSupervisor(FlowError):
+    status = 400
+    error_id = "unknown_supervisor"
+
+
 class FlowService:
     def __init__(self, ami: Callable[[], AmiClient | None], live: LiveCalls, site: Site) -> None:
         self._ami = ami
         self._live = live
         self._site = site
 
-    async def _state(self, linkedid: str) -> dict[str, str]:
+    async def _state(self, linkedid: str, *, live: bool = True) -> dict[str, str]:
+        """The call's live state; with ``live``, refuse a call that has ended."""
         try:
             state = await self._live.get(linkedid)
         except Exception as exc:  # noqa: BLE001 - Redis down: we cannot know the call's state
             raise FlowsUnavailable(f"live call state unavailable: {exc}") from None
         if not state:
             raise UnknownLiveCall(f"no live call {linkedid}")
+        if live and state.get("state") == "ended":
+            raise CallNotBridged("the call has ended")
         return state
 
     def _client(self) -> AmiClient:
@@ -97,8 +110,6 @@ class FlowService:
         if mode not in ("blind", "attended"):
             raise FlowError("mode must be 'blind' or 'attended'")
         state = await self._state(linkedid)
-        if state.get("state") == "ended":
-            raise CallNotBridged("the call has ended")
         if state.get("transfer") or state.get("attended") or state.get("state") == "transferring":
             raise TransferInProgress("a transfer of this call is already under way")
         seat, caller_channel = state.get("seat", ""), state.get("caller_channel", "")
@@ -166,16 +177,6 @@ class FlowService:
         return {"linkedid": linkedid, "cancelled": True}
 
 
-class UnknownHotline(FlowError):
-    status = 400
-    error_id = "unknown_hotline"
-
-
-class UnknownSupervisor(FlowError):
-    status = 400
-    error_id = "unknown_supervisor"
-
-
 SPY_MODES = ("listen", "whisper", "barge")
 
 
@@ -217,8 +218,6 @@ class ConferenceFlows:
     async def three_way(self, linkedid: str, with_: Service | None = None) -> dict[str, Any]:
         """Caller, this seat and the other platform (linkage seats first) in one bridge."""
         state = await self._f._state(linkedid)
-        if state.get("state") == "ended":
-            raise CallNotBridged("the call has ended")
         if state.get("transfer"):
             raise TransferInProgress("a transfer of this call is under way")
         here = self._f._site.service_of_seat(state.get("seat", ""))
@@ -244,8 +243,6 @@ class ConferenceFlows:
         if not dial:
             raise UnknownHotline(f"no destination configured for {hotline} (site.toml [linkage])")
         state = await self._f._state(linkedid)
-        if state.get("state") == "ended":
-            raise CallNotBridged("the call has ended")
         client = self._f._client()
         await self._bridge_caller_and_seat(client, linkedid, state)
         await self._invite(client, linkedid, f"hl-{hotline}", [f"HOTLINE_LINKAGE_DIAL={dial}"],
@@ -260,8 +257,6 @@ class ConferenceFlows:
         if mode not in SPY_MODES:
             raise FlowError(f"mode must be one of {SPY_MODES}")
         state = await self._f._state(linkedid)
-        if state.get("state") == "ended":
-            raise CallNotBridged("the call has ended")
         seat = seat or state.get("seat", "")
         if not seat:
             raise CallNotBridged("no seat is on this call")
