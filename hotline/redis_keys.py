@@ -29,3 +29,22 @@ COUNTERS = f"{PREFIX}:counters"
 # List of recent FastAGI session durations in ms (newest first, capped), from every AGI instance.
 AGI_SESSION_MS = f"{PREFIX}:metrics:agi_session_ms"
 AGI_SESSION_KEEP = 20_000
+
+
+# --- Live transcription ---------------------------------------------------------------------------
+# Pub/sub: every transcript message (segments, work-order updates, alerts) of one call, and of all.
+def transcript_channel(linkedid: str) -> str:
+    return f"{PREFIX}:transcript:{linkedid}"
+
+
+TRANSCRIPTS_CHANNEL = f"{PREFIX}:transcripts"
+
+
+# Hash per media tap (stream id): call, speaker, seat, channel. Written by the tap controller before
+# it starts the tap; read by the transcriber when Asterisk connects with that id. Expires.
+def media_tap(tap_id: str) -> str:
+    return f"{PREFIX}:tap:{tap_id}"
+
+
+# Set by the transcriber every second with a short expiry: present = it is up and its loop answers.
+TRANSCRIBER_ALIVE = f"{PREFIX}:transcriber:alive"

@@ -64,6 +64,12 @@ class Settings:
     asterisk_rootfs: Path = Path("/var/cache/hotline/rootfs")
     asterisk_instance: str = "default"
     log_level: str = "INFO"
+    # Live transcription: the Vosk model directory (empty: the demo model package when installed),
+    # where the transcriber takes Asterisk's AudioSocket streams, and its decoding pool size.
+    vosk_model: Path | None = None
+    audiosocket_host: str = "127.0.0.1"
+    audiosocket_port: int = 4574
+    transcribe_workers: int = 0  # 0: one per CPU core
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -114,6 +120,14 @@ class Settings:
             changes["asterisk_rootfs"] = Path(v).resolve()
         if v := env.get("HOTLINE_ASTERISK_INSTANCE"):
             changes["asterisk_instance"] = v
+        if v := env.get("HOTLINE_VOSK_MODEL"):
+            changes["vosk_model"] = Path(v).resolve()
+        if v := env.get("HOTLINE_AUDIOSOCKET_HOST"):
+            changes["audiosocket_host"] = v
+        if v := env.get("HOTLINE_AUDIOSOCKET_PORT"):
+            changes["audiosocket_port"] = parse_int("HOTLINE_AUDIOSOCKET_PORT", v, 1, 65535)
+        if v := env.get("HOTLINE_TRANSCRIBE_WORKERS"):
+            changes["transcribe_workers"] = parse_int("HOTLINE_TRANSCRIBE_WORKERS", v, 0, 256)
         if v := env.get("HOTLINE_LOG_LEVEL"):
             changes["log_level"] = v.upper()
         changes["extra"] = {k: v for k, v in env.items() if k.startswith("HOTLINE_FLAG_")}
@@ -130,8 +144,13 @@ class Settings:
             "HOTLINE_AGI_BUDGET_MS": str(self.agi_budget_ms),
             "HOTLINE_ASTERISK_ROOTFS": str(self.asterisk_rootfs),
             "HOTLINE_ASTERISK_INSTANCE": self.asterisk_instance, "HOTLINE_LOG_LEVEL": self.log_level,
+            "HOTLINE_AUDIOSOCKET_HOST": self.audiosocket_host,
+            "HOTLINE_AUDIOSOCKET_PORT": str(self.audiosocket_port),
+            "HOTLINE_TRANSCRIBE_WORKERS": str(self.transcribe_workers),
             **dict(self.extra),
         }
+        if self.vosk_model:
+            env["HOTLINE_VOSK_MODEL"] = str(self.vosk_model)
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         if self.redis_url:

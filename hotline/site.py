@@ -47,6 +47,9 @@ class Site:
                                                                       "barge": "*72"})
     linkage_dial: dict[str, str] = field(default_factory=dict)  # hotline -> Asterisk dial string
     linkage_trunk: tuple[str, int] | None = None  # (host, port) of the hotline gateway
+    transcribe: bool = True            # tap and transcribe every answered call
+    auto_handover_110: bool = False    # a life threat heard at 12345 starts the 110 three-way at once
+    phrases: tuple[str, ...] = ()      # local place and road names the recognizer should know
 
     @property
     def all_seats(self) -> tuple[str, ...]:
@@ -88,6 +91,23 @@ def _int(d: dict, path: str, default: int) -> int:
     v = _get(d, path, int, default)
     assert isinstance(v, int)
     return v
+
+
+def _bool(d: dict, path: str, default: bool) -> bool:
+    v = _get(d, path, bool, default)
+    assert isinstance(v, bool)
+    return v
+
+
+def _phrases(d: dict) -> tuple[str, ...]:
+    raw = _get(d, "transcription.phrases", list, [])
+    assert isinstance(raw, list)
+    out: list[str] = []
+    for i, p in enumerate(raw):
+        if not isinstance(p, str) or not p.strip() or len(p) > 64:
+            raise SiteError(f"site: transcription.phrases[{i}] must be a non-empty string of <= 64 chars")
+        out.append(p.strip())
+    return tuple(out)
 
 
 def _str(d: dict, path: str, default: str) -> str:
@@ -195,6 +215,9 @@ def parse_site(data: dict) -> Site:
                           for m, d in (("listen", "*70"), ("whisper", "*71"), ("barge", "*72"))},
         linkage_dial=_linkage(data),
         linkage_trunk=_linkage_trunk(data),
+        transcribe=_bool(data, "transcription.enabled", True),
+        auto_handover_110=_bool(data, "transcription.auto_handover_110", False),
+        phrases=_phrases(data),
     )
     codes = list(site.feature_codes.values()) + ["##", "*2"]
     sup = list(site.supervisor_codes.values())
