@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from call_flows.ami import AmiClient
@@ -24,7 +24,9 @@ class AmiListener:
         self._live = live
         self._mapping = mapping
         self.events_seen = 0
-        self.observers: list[Callable[[dict[str, str]], None]] = []  # raw AMI events (benchmarks)
+        self.observers: list[Callable[[dict[str, str]], None]] = []  # raw AMI events (taps, benchmarks)
+        # mapped call events, after they are recorded (the media taps follow the parties with these)
+        self.call_observers: list[Callable[[CallEvent], Awaitable[None]]] = []
         self.conference_flows: Any = None  # call_flows.flows.ConferenceFlows, for the seats' keys
         self.events_mapped = 0
         self.resyncs = 0
@@ -63,6 +65,11 @@ class AmiListener:
                   mask_number(call_ev.caller), call_ev.seat)
         self._sink.emit(call_ev)
         await self._live.apply(call_ev)
+        for observe in self.call_observers:
+            try:
+                await observe(call_ev)
+            except Exception:  # an observer's failure must not stop the recording of calls
+                log.exception("call-event observer failed on %s", call_ev.event_id)
 
     async def resync(self) -> None:
         """After (re)login: record calls that started while we were away, end calls that vanished."""

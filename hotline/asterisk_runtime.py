@@ -105,6 +105,7 @@ class AsteriskInstance:
     secrets: Secrets
     agi_host: str
     agi_port: int
+    audiosocket: str = "127.0.0.1:4574"  # where the dialplan's media taps reach the transcriber
 
     @property
     def paths(self) -> InstancePaths:
@@ -119,7 +120,7 @@ class AsteriskInstance:
         write_name_service(self.rootfs)
         render(self.conf_dir, self.paths.host_dir("etc"), self.site, self.secrets,
                agi_host=self.agi_host, agi_port=self.agi_port, paths=self.paths,
-               system_name=f"hotline-{self.name}")
+               system_name=f"hotline-{self.name}", audiosocket=self.audiosocket)
 
     def _base_cmd(self) -> list[str]:
         return ["chroot", str(self.rootfs), "/usr/sbin/asterisk", "-C", str(self.paths.asterisk_conf_inner)]

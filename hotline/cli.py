@@ -40,7 +40,8 @@ def _instance(settings: Settings):  # noqa: ANN202
     secrets = ensure_secrets(settings.secrets_file, site.all_seats)
     return AsteriskInstance(rootfs=settings.asterisk_rootfs, name=settings.asterisk_instance,
                             conf_dir=settings.conf_dir, site=site, secrets=secrets,
-                            agi_host=site.agi_host, agi_port=settings.agi_port)
+                            agi_host=site.agi_host, agi_port=settings.agi_port,
+                            audiosocket=f"{settings.audiosocket_host}:{settings.audiosocket_port}")
 
 
 def cmd_setup(settings: Settings, _args: argparse.Namespace) -> int:
@@ -137,7 +138,8 @@ def dialplan_check(settings: Settings) -> list[str]:
                                  agi_port=settings.agi_port, rtp_start=site.rtp_start)
     inst = AsteriskInstance(rootfs=settings.asterisk_rootfs, name="dialplan-check",
                             conf_dir=settings.conf_dir, site=check_site, secrets=secrets,
-                            agi_host=site.agi_host, agi_port=settings.agi_port)
+                            agi_host=site.agi_host, agi_port=settings.agi_port,
+                            audiosocket=f"{settings.audiosocket_host}:{settings.audiosocket_port}")
     inst.start()
     try:
         # Applications the dialplan uses must be loaded (modules.conf has autoload off). This

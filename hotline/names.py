@@ -34,6 +34,7 @@ CTX_ATXFER = "hotline-atxfer"          # attended transfer's consultation leg: <
 CTX_CONF = "hotline-conf"              # three-way bridge (三方通话): join
 CTX_CONF_INVITE = "hotline-conf-invite"  # ring the other platform (or a hotline) into the bridge
 CTX_SPY = "hotline-spy"                # supervisor listen / whisper / barge
+CTX_TAP = "hotline-tap"                # media tap: one party's voice -> AudioSocket -> transcriber
 
 # --- Queues ---------------------------------------------------------------------------------------
 QUEUE_BY_SERVICE = {Service.HOTLINE_12345: "hotline-12345", Service.POLICE_110: "police-110"}
@@ -50,7 +51,11 @@ VAR_CALL_SERVICE = "HOTLINE_CALL_SERVICE"  # inherited: the platform a leg serve
 VAR_CONF = "HOTLINE_CONF"                # the three-way bridge a leg joins (= the call's linkedid)
 VAR_CONF_PROFILE = "HOTLINE_CONF_PROFILE"  # confbridge user profile: party | operator
 
-CHANNEL_VARS = (*CHANNEL_VARS, VAR_LINKEDID, VAR_CALL_SERVICE, VAR_CONF, VAR_CONF_PROFILE)
+VAR_TAP = "HOTLINE_TAP"                  # on a media tap's Local channel: the stream id (a UUID)
+VAR_TAP_TARGET = "HOTLINE_TAP_TARGET"    # the channel whose voice the tap hears
+
+CHANNEL_VARS = (*CHANNEL_VARS, VAR_LINKEDID, VAR_CALL_SERVICE, VAR_CONF, VAR_CONF_PROFILE, VAR_TAP,
+                VAR_TAP_TARGET)
 
 # --- AMI user events the dialplan raises for the backend ------------------------------------------
 UEV_TRANSFER = "HotlineTransfer"

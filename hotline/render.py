@@ -72,7 +72,8 @@ def _endpoint_block(seat: str, template: str, label: str, password: str) -> str:
     )
 
 
-def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int) -> dict[str, str]:
+def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int, *,
+                    audiosocket: str = "127.0.0.1:4574") -> dict[str, str]:
     """The contents of ``generated/*.conf`` for this site (pure: easy to test)."""
     files: dict[str, str] = {}
     files["pjsip_transport.conf"] = (
@@ -138,6 +139,7 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int) 
         )
     files["globals.conf"] = (
         f"HOTLINE_AGI={agi_host}:{agi_port}\n"
+        f"HOTLINE_TRANSCRIBER={audiosocket}\n"
         f"HOTLINE_SEAT_FEATURES={'#'.join(SEAT_FEATURES)}\n"
         f"HOTLINE_XFER_TIMEOUT={site.transfer_timeout_s}\n"
         f"HOTLINE_XFER_BACK_TIMEOUT={site.transfer_back_timeout_s}\n"
@@ -154,14 +156,15 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int) 
 
 
 def render(conf_dir: Path, dest_etc: Path, site: Site, secrets: Secrets, *, agi_host: str,
-           agi_port: int, paths: InstancePaths | None = None, system_name: str = "hotline") -> None:
+           agi_port: int, paths: InstancePaths | None = None, system_name: str = "hotline",
+           audiosocket: str = "127.0.0.1:4574") -> None:
     """Copy the static tree and write ``generated/`` (and ``asterisk.conf`` for an instance)."""
     dest_etc.mkdir(parents=True, exist_ok=True)
     for src in sorted(conf_dir.glob("*.conf")):
         shutil.copy2(src, dest_etc / src.name)
     gen = dest_etc / "generated"
     gen.mkdir(exist_ok=True)
-    for name, text in generated_files(site, secrets, agi_host, agi_port).items():
+    for name, text in generated_files(site, secrets, agi_host, agi_port, audiosocket=audiosocket).items():
         (gen / name).write_text(text, encoding="utf-8")
     if paths is not None:
         tpl = (conf_dir / "asterisk.conf.in").read_text(encoding="utf-8")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,10 +139,15 @@ def write_dtmf_pcap(path: str | Path, keys: str, *, payload_type: int = 101, ssr
         raise ValueError(f"telephone-event takes a dynamic payload type (96..127), not {payload_type}")
     packets = event_packets(keys, start_seq=start_seq, start_ts=start_ts, duration_ms=duration_ms,
                             gap_ms=gap_ms, volume=volume)
+    write_rtp_pcap(path, ((p.at_ms, rtp_payload(p, ssrc=ssrc, payload_type=payload_type)) for p in packets))
+    return packets[-1].at_ms
+
+
+def write_rtp_pcap(path: str | Path, packets: Iterable[tuple[int, bytes]]) -> None:
+    """Write RTP payloads, each with its sending time in ms from the first, as a libpcap file."""
     out = bytearray(_PCAP_HEADER.pack(PCAP_MAGIC, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
-    for n, p in enumerate(packets):
-        frame = _frame(rtp_payload(p, ssrc=ssrc, payload_type=payload_type), ident=n & 0xFFFF)
-        sec, ms = divmod(p.at_ms, 1000)
+    for n, (at_ms, payload) in enumerate(packets):
+        frame = _frame(payload, ident=n & 0xFFFF)
+        sec, ms = divmod(at_ms, 1000)
         out += _PCAP_RECORD.pack(CAPTURE_EPOCH + sec, ms * 1000, len(frame), len(frame)) + frame
     Path(path).write_bytes(bytes(out))
-    return packets[-1].at_ms

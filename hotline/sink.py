@@ -10,6 +10,9 @@ and a rejected single event is dropped and logged. When the queue is full the ol
 
 The app service stores events idempotently by ``event_id``, so delivering one twice (a retry after a
 lost response) is harmless.
+
+The same class delivers the live transcript's final segments (``TranscriptSink``: ``POST
+/api/transcripts``, stored idempotently by stream and sequence number).
 """
 
 from __future__ import annotations
@@ -59,10 +62,13 @@ class EventSink:
         backoff_max_s: float = 5.0,
         linger_s: float = 0.0,
         session: aiohttp.ClientSession | None = None,
+        path: str = EVENTS_PATH,
+        list_key: str = "events",
     ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be >= 1")
-        self._url = base_url.rstrip("/") + EVENTS_PATH
+        self._url = base_url.rstrip("/") + path
+        self._list_key = list_key
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._max_queue = max_queue
         self._batch_size = max(1, min(batch_size, MAX_BATCH))
@@ -70,7 +76,7 @@ class EventSink:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._linger_s = linger_s  # wait this long after the first event for a batch to fill
-        self._queue: collections.deque[CallEvent] = collections.deque()
+        self._queue: collections.deque[Any] = collections.deque()
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -87,20 +93,20 @@ class EventSink:
 
     # --- producer side ---------------------------------------------------------------------------
 
-    def emit(self, event: CallEvent) -> None:
+    def emit(self, event: Any) -> None:
         """Queue one event for delivery. Never blocks, never raises."""
         try:
             if self._closing:
                 self.stats.dropped_closed += 1
-                log.warning("event sink closed; dropped event %s", event.event_id)
+                log.warning("event sink closed; dropped %s", _item_id(event))
                 return
             if len(self._queue) >= self._max_queue:
                 old = self._queue.popleft()
                 self.stats.dropped_full += 1
                 n = self.stats.dropped_full
                 if n == 1 or n % 1000 == 0:  # a full queue drops thousands; don't flood the log
-                    log.warning("event sink queue full (%d); dropped oldest event %s (%d dropped so far)",
-                                self._max_queue, old.event_id, n)
+                    log.warning("event sink queue full (%d); dropped oldest %s (%d dropped so far)",
+                                self._max_queue, _item_id(old), n)
             self._queue.append(event)
             self.stats.emitted += 1
             self._idle.clear()
@@ -183,7 +189,7 @@ class EventSink:
                 log.exception("event sink: delivery failed; %d event(s) dropped", len(batch))
             self._in_flight = 0
 
-    async def _deliver(self, batch: Sequence[CallEvent]) -> None:
+    async def _deliver(self, batch: Sequence[Any]) -> None:
         attempt = 0
         while True:
             status, detail = await self._post(batch)
@@ -197,8 +203,8 @@ class EventSink:
                         await self._deliver([ev])
                     return
                 self.stats.dropped_rejected += len(batch)
-                log.error("API rejected %d event(s) with %s: %s (first event_id %s); dropped",
-                          len(batch), status, detail, batch[0].event_id)
+                log.error("API rejected %d item(s) with %s: %s (first %s); dropped",
+                          len(batch), status, detail, _item_id(batch[0]))
                 return
             attempt += 1
             self.stats.retries += 1
@@ -209,9 +215,12 @@ class EventSink:
                             detail, attempt, delay, self.pending)
             await asyncio.sleep(delay)
 
-    async def _post(self, batch: Sequence[CallEvent]) -> tuple[int | None, str]:
+    async def _post(self, batch: Sequence[Any]) -> tuple[int | None, str]:
         body: dict[str, Any]
-        body = batch[0].to_json() if len(batch) == 1 else {"events": [e.to_json() for e in batch]}
+        if len(batch) == 1 and self._list_key == "events":  # POST /api/events takes one bare event
+            body = batch[0].to_json()
+        else:
+            body = {self._list_key: [e.to_json() for e in batch]}
         assert self._session is not None
         try:
             async with self._session.post(self._url, json=body, headers=self._headers,
@@ -220,3 +229,18 @@ class EventSink:
                 return resp.status, f"HTTP {resp.status} {text[:200]}".strip()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return None, f"{type(exc).__name__}: {exc}"
+
+
+def _item_id(item: Any) -> str:
+    if isinstance(item, CallEvent):
+        return f"event {item.event_id}"
+    return f"{type(item).__name__} {getattr(item, 'tap', '?')}:{getattr(item, 'seq', '?')}"
+
+
+TRANSCRIPTS_PATH = "/api/transcripts"
+
+
+def transcript_sink(settings: Settings, token: str | None, **kwargs: Any) -> EventSink:
+    """Delivers final and gap :class:`~hotline.contracts.Segment` objects to the app service."""
+    return EventSink(settings.effective_api_base_url, token, path=TRANSCRIPTS_PATH, list_key="segments",
+                     **kwargs)

@@ -146,7 +146,7 @@ Content-Length: 0
 
 
 def seat_scenario(ring_ms: int = 100, dtmf: str = "", dtmf_after_ms: int = 800, dtmf_mode: str = "info",
-                  dtmf_pcap: str = "") -> str:
+                  dtmf_pcap: str = "", audio_pcap: str = "") -> str:
     """Seat UAS: ring, answer, optionally press ``dtmf`` after ``dtmf_after_ms``, then wait for the
     BYE (the caller or Asterisk ends the call).
 
@@ -157,6 +157,8 @@ def seat_scenario(ring_ms: int = 100, dtmf: str = "", dtmf_after_ms: int = 800, 
         raise ValueError(f"dtmf_mode is one of {DTMF_MODES}, not {dtmf_mode!r}")
     if dtmf and dtmf_mode == "rfc4733" and not dtmf_pcap:
         raise ValueError("dtmf_mode rfc4733 needs the pcap of the keys (dtmf_pcap)")
+    if audio_pcap and dtmf and dtmf_mode == "rfc4733":
+        raise ValueError("a seat plays one pcap: speech (audio_pcap) or RFC 4733 keys, not both")
     resp_hdrs = """[last_Via:]
 [last_From:]
 [last_To:];tag=[pid]SIPpTag01[call_number]
@@ -219,7 +221,7 @@ Content-Length: [len]
 {SDP}
 ]]></send>
   <recv request="ACK" rtd="true" crlf="true"/>
-{keys}  <recv request="BYE"/>
+{_play(audio_pcap)}{keys}  <recv request="BYE"/>
 {OK_TO_REQUEST}</scenario>
 """
 
@@ -316,6 +318,7 @@ class Seat:
     dtmf_after_ms: int = 800
     dtmf_mode: str = "info"   # "info" (SIP INFO) or "rfc4733" (RTP telephone-events, as phones send)
     media_port: int = 0       # announce this RTP port instead of SIPp's (a test listens on it)
+    audio_pcap: str = ""      # what the operator says once answered (hotline.speech.write_speech_pcap)
 
     def register(self, timeout: float = 10.0) -> None:
         if not self.port:
@@ -344,7 +347,8 @@ class Seat:
         if self.dtmf and self.dtmf_mode == "rfc4733":
             pcap = str(workdir / "dtmf.pcap")
             write_dtmf_pcap(pcap, self.dtmf)
-        scenario = seat_scenario(self.ring_ms, self.dtmf, self.dtmf_after_ms, self.dtmf_mode, pcap)
+        scenario = seat_scenario(self.ring_ms, self.dtmf, self.dtmf_after_ms, self.dtmf_mode, pcap,
+                                 self.audio_pcap)
         if self.media_port:
             # Only the answer's SDP (the 200 OK) carries it: Asterisk then sends this seat's audio
             # to a socket the caller of this class owns, where it can be counted.

@@ -7,9 +7,11 @@ private state directory, and use its ``stop_*`` / ``start_*`` methods to take pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,14 +27,16 @@ from call_flows.flows import ConferenceFlows, FlowService
 from call_flows.listener import AmiListener
 from call_flows.live_state import LiveCalls
 from call_flows.mapping import MappingConfig
+from call_flows.taps import TapController
 from hotline.asterisk_runtime import AsteriskInstance, build_rootfs
 from hotline.ports import free_port, free_port_pair
 from hotline.redis_server import RedisServer
 from hotline.render import AMI_USER
 from hotline.secrets import Secrets, ensure_secrets
 from hotline.settings import Settings
-from hotline.sink import EventSink
+from hotline.sink import EventSink, transcript_sink
 from hotline.site import Site, load_site
+from transcription.publisher import SegmentPublisher
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,9 @@ class Stack:
     redis: Redis | None = None
     flows: FlowService | None = None
     conference_flows: ConferenceFlows | None = None
+    transcriber_proc: asyncio.subprocess.Process | None = None
+    taps: TapController | None = None
+    transcribe_required: bool = False  # True (tests): no model / transcriber is an error, not a warning
     _runner: web.AppRunner | None = None
     _extra: dict[str, Any] = field(default_factory=dict)
 
@@ -68,7 +75,7 @@ class Stack:
         rtp = 30000 + (free_port() % 200) * 100
         site = site.with_ports(sip_port=free_port_pair(), ami_port=free_port(),
                                agi_port=free_port(), rtp_start=rtp)
-        settings = settings.with_(api_port=free_port(), agi_port=site.agi_port,
+        settings = settings.with_(api_port=free_port(), agi_port=site.agi_port, audiosocket_port=free_port(),
                                   asterisk_instance=instance_name)
         return cls(settings=settings, site=site, instance_name=instance_name)
 
@@ -98,7 +105,8 @@ class Stack:
             self.asterisk = AsteriskInstance(
                 rootfs=self.settings.asterisk_rootfs, name=self.instance_name,
                 conf_dir=self.settings.conf_dir, site=self.site, secrets=self.secrets,
-                agi_host=self.site.agi_host, agi_port=self.settings.agi_port)
+                agi_host=self.site.agi_host, agi_port=self.settings.agi_port,
+                audiosocket=f"{self.settings.audiosocket_host}:{self.settings.audiosocket_port}")
         self.asterisk.start()
 
     async def start_api(self) -> None:
@@ -134,6 +142,38 @@ class Stack:
             raise RuntimeError(f"FastAGI process failed to start (rc={await proc.wait()})")
         self.agi_proc = proc
 
+    async def start_transcriber(self) -> None:
+        """The transcriber (``python -m transcription``): Vosk and the AudioSocket server, in its
+        own process so decoding never competes with the call-handling loop for the GIL."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "DATABASE_URL",
+                                                                         "REDIS_URL"))}
+        env.update(self.settings.to_env())
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "transcription", env=env,
+                                                    stdout=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 120)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise RuntimeError("transcriber did not start within 120 s") from None
+        if not line.startswith(b"READY"):
+            raise RuntimeError(f"transcriber failed to start (rc={await proc.wait()}); see its log above")
+        self.transcriber_proc = proc
+
+    async def stop_transcriber(self) -> None:
+        proc, self.transcriber_proc = self.transcriber_proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGCONT)  # a test may have paused it
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
     async def stop_agi(self) -> None:
         if self.agi is not None:
             await self.agi.stop()
@@ -158,6 +198,19 @@ class Stack:
                                live=LiveCalls(self.redis),
                                mapping=MappingConfig(numbers=numbers, seats=seats))
         self.ami.conference_flows = self.conference_flows
+        if self.taps is None:
+            gaps = transcript_sink(self.settings, self.secrets.token_for("service"))
+            await gaps.start()
+            self._extra["gap_sink"] = gaps
+            publisher = SegmentPublisher(self.redis, gaps)
+            publisher.start()
+            self._extra["gap_publisher"] = publisher
+            self.taps = TapController(lambda: self.ami.client if self.ami else None, self.redis,
+                                      publisher.emit, self.site.service_of_seat,
+                                      enabled=self.site.transcribe)
+            self.taps.start()
+        self.ami.observers.append(self.taps.on_ami_event)
+        self.ami.call_observers.append(self.taps.on_call_event)
         await self.ami.start(wait=wait)
 
     # --- whole stack ------------------------------------------------------------------------------
@@ -172,6 +225,13 @@ class Stack:
         self.sink = EventSink.from_settings(self.settings, self.secrets.token_for("service"))
         await self.sink.start()
         await self.start_agi()
+        if self.site.transcribe:
+            try:
+                await self.start_transcriber()
+            except RuntimeError as exc:
+                if self.transcribe_required:
+                    raise
+                log.error("live transcription is off: %s", exc)
         await asyncio.to_thread(self.start_asterisk)
         await self.start_ami()
         await self.wait_healthy()
@@ -197,6 +257,8 @@ class Stack:
             "fastagi": f"agi://{self.site.agi_host}:{self.settings.agi_port}",
             "sip": f"udp/tcp {self.sip_address} (trunk from {', '.join(self.site.trunk_hosts)})",
             "ami": f"{self.site.ami_bind}:{self.site.ami_port}",
+            "transcriber": (f"audiosocket {self.settings.audiosocket_host}:{self.settings.audiosocket_port}"
+                            if self.transcriber_proc else "off"),
             "redis": self.settings.redis_url,
             "database": self.settings.effective_database_url,
             "asterisk": f"instance {self.instance_name} in {self.settings.asterisk_rootfs}",
@@ -206,6 +268,13 @@ class Stack:
     async def stop(self) -> None:
         if self.ami is not None:
             await self.ami.close()
+        if self.taps is not None:
+            await self.taps.close()
+        for key in ("gap_publisher", "gap_sink"):
+            part = self._extra.pop(key, None)
+            if part is not None:
+                await (part.stop() if key == "gap_publisher" else part.aclose(timeout=2))
+        await self.stop_transcriber()
         await self.stop_agi()
         if self.asterisk is not None:
             await asyncio.to_thread(self.asterisk.stop)

@@ -269,5 +269,6 @@ def test_every_context_is_reachable(dialplan: dict[str, Context]) -> None:
     reached |= set(re.findall(r"Gosub\(([\w-]+),", codes))
     # The API's flows enter these by AMI Redirect / Originate; the linkage trunk's endpoint, by context=.
     reached |= {names.CTX_TRANSFER, names.CTX_CONF, names.CTX_CONF_INVITE, names.CTX_FROM_LINKAGE,
-                names.CTX_ATXFER}  # AMI Atxfer, and TRANSFER_CONTEXT for the seat's own *2
+                names.CTX_ATXFER,  # AMI Atxfer, and TRANSFER_CONTEXT for the seat's own *2
+                names.CTX_TAP}  # AMI Originate by the media-tap controller
     assert set(dialplan) - reached == set(), "contexts nothing jumps to, includes, or enters"

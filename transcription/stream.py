@@ -1,0 +1,198 @@
+"""One tapped party: audio in, partial / final / gap segments out.
+
+The socket reader calls :meth:`TapStream.feed` for every audio message; it never blocks. A
+consumer task takes the audio in chunks of ``chunk_s`` and decodes each in the pool, one at a time
+per stream. When decoding falls behind (the pool is saturated or the recognizer is slow), the
+backlog stops at ``max_backlog_s``: the oldest audio is dropped and the transcript gets a gap
+segment (reason ``overload``) covering exactly what was lost. Memory per stream is therefore the
+backlog bound plus the recognizer's own state.
+
+Times: Vosk reports word times in seconds of audio it was fed. Each chunk fed is anchored to the
+wall-clock time its audio was spoken (its arrival minus its length), so a word's time maps back to
+the wall clock even after audio was dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hotline.contracts import GapReason, Segment, SegmentKind, Speaker
+from transcription.audiosocket import BYTES_PER_SECOND
+from transcription.recognizer import DecoderPool, StreamDecoder, Utterance
+
+log = logging.getLogger(__name__)
+
+MAX_ANCHORS = 3000  # 5 minutes of 100 ms chunks: longer than any utterance Vosk keeps open
+
+
+@dataclass(frozen=True)
+class TapMeta:
+    tap: str
+    call: str
+    speaker: Speaker
+    seat: str | None = None
+
+
+@dataclass
+class StreamStats:
+    received_s: float = 0.0
+    decoded_s: float = 0.0
+    dropped_s: float = 0.0
+    decode_busy_s: float = 0.0  # time spent in the recognizer
+    partials: int = 0
+    finals: int = 0
+    gaps: int = 0
+
+
+class TapStream:
+    def __init__(self, meta: TapMeta, decoder: StreamDecoder, pool: DecoderPool,
+                 emit: Callable[[Segment], None], *, max_backlog_s: float = 2.0, chunk_s: float = 0.1,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.meta = meta
+        self._decoder = decoder
+        self._pool = pool
+        self._emit = emit
+        self._clock = clock
+        self._max_backlog = int(max_backlog_s * BYTES_PER_SECOND)
+        self._chunk = max(320, int(chunk_s * BYTES_PER_SECOND) // 2 * 2)
+        self._buf: collections.deque[tuple[float, bytes]] = collections.deque()  # (spoken at, pcm)
+        self._buffered = 0
+        self._anchors: collections.deque[tuple[float, float]] = collections.deque(maxlen=MAX_ANCHORS)
+        self._dropped: list[float] | None = None  # [from, to] of audio dropped and not yet reported
+        self._utt_start: float | None = None  # decoder offset where the current utterance began
+        self._seq = 0
+        self._data = asyncio.Event()
+        self._closed = False
+        self.stats = StreamStats()
+
+    # --- input (socket side) ---------------------------------------------------------------------
+
+    def feed(self, pcm: bytes) -> None:
+        if self._closed or not pcm:
+            return
+        now = self._clock()
+        seconds = len(pcm) / BYTES_PER_SECOND
+        self._buf.append((now - seconds, pcm))
+        self._buffered += len(pcm)
+        self.stats.received_s += seconds
+        while self._buffered > self._max_backlog:
+            spoken, old = self._buf.popleft()
+            self._buffered -= len(old)
+            lost = len(old) / BYTES_PER_SECOND
+            self.stats.dropped_s += lost
+            if self._dropped is None:
+                self._dropped = [spoken, spoken + lost]
+            else:
+                self._dropped[1] = spoken + lost
+        self._data.set()
+
+    @property
+    def backlog_s(self) -> float:
+        return self._buffered / BYTES_PER_SECOND
+
+    # --- decoding (consumer task) ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Decode until :meth:`close` and the backlog is empty, then flush the last utterance."""
+        while True:
+            if not self._buf:
+                if self._closed:
+                    break
+                self._data.clear()
+                await self._data.wait()
+                continue
+            if self._buffered < self._chunk and not self._closed:
+                # wait for a whole chunk, but never longer than a chunk's worth of time
+                self._data.clear()
+                try:
+                    await asyncio.wait_for(self._data.wait(), self._chunk / BYTES_PER_SECOND)
+                except TimeoutError:
+                    pass
+            spoken_at, pcm = self._take()
+            self._report_drop()
+            self._anchors.append((self._decoder.fed_s, spoken_at))
+            t0 = time.perf_counter()
+            try:
+                utt = await self._pool.run(self._decoder.accept, pcm)
+            except Exception:  # a recognizer error loses this chunk, never the stream or the call
+                log.exception("tap %s: decoding failed", self.meta.tap)
+                continue
+            self.stats.decode_busy_s += time.perf_counter() - t0
+            self.stats.decoded_s += len(pcm) / BYTES_PER_SECOND
+            if utt is not None:
+                self._publish(utt)
+        self._report_drop()
+        try:
+            last = await self._pool.run(self._decoder.finish)
+        except Exception:
+            log.exception("tap %s: final decoding failed", self.meta.tap)
+            return
+        if last is not None:
+            self._publish(last)
+
+    def close(self) -> None:
+        """No more audio: the consumer drains the backlog, flushes, and :meth:`run` returns."""
+        self._closed = True
+        self._data.set()
+
+    def _take(self) -> tuple[float, bytes]:
+        spoken_at = self._buf[0][0]
+        parts: list[bytes] = []
+        size = 0
+        while self._buf and size < self._chunk:
+            _, pcm = self._buf.popleft()
+            parts.append(pcm)
+            size += len(pcm)
+        self._buffered -= size
+        return spoken_at, b"".join(parts)
+
+    # --- output ---------------------------------------------------------------------------------
+
+    def _wall(self, offset: float) -> float:
+        """Wall-clock time of ``offset`` seconds of fed audio."""
+        best = self._anchors[0] if self._anchors else (0.0, self._clock())
+        for anchor in reversed(self._anchors):
+            if anchor[0] <= offset:
+                best = anchor
+                break
+        return best[1] + (offset - best[0])
+
+    def _next(self, kind: SegmentKind, start: float, end: float, text: str,
+              confidence: float | None = None) -> Segment:
+        seg = Segment(call=self.meta.call, tap=self.meta.tap, seq=self._seq, speaker=self.meta.speaker,
+                      kind=kind, start=round(start, 3), end=round(max(end, start), 3), text=text[:2000],
+                      confidence=None if confidence is None else round(confidence, 3), seat=self.meta.seat)
+        self._seq += 1
+        return seg
+
+    def _publish(self, utt: Utterance) -> None:
+        fed = self._decoder.fed_s
+        if not utt.final:
+            if self._utt_start is None:
+                self._utt_start = max(0.0, fed - 1.0)
+            self.stats.partials += 1
+            start = self._wall(self._utt_start)
+            self._emit(self._next(SegmentKind.PARTIAL, start, self._wall(fed), utt.text))
+            return
+        if utt.words:
+            start, end = self._wall(utt.words[0].start), self._wall(utt.words[-1].end)
+        else:
+            start, end = self._wall(self._utt_start if self._utt_start is not None else fed), self._wall(fed)
+        self._utt_start = None
+        self.stats.finals += 1
+        self._emit(self._next(SegmentKind.FINAL, start, end, utt.text, utt.confidence))
+
+    def _report_drop(self) -> None:
+        if self._dropped is None:
+            return
+        start, end = self._dropped
+        self._dropped = None
+        self.stats.gaps += 1
+        log.warning("tap %s (%s of %s): decoding fell behind, %.1f s of audio dropped",
+                    self.meta.tap, self.meta.speaker.value, self.meta.call, end - start)
+        self._emit(self._next(SegmentKind.GAP, start, end, GapReason.OVERLOAD.value))
