@@ -7,7 +7,7 @@ refused, so forgetting a declaration fails closed.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,6 +19,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 SERVICE, OPERATOR, SUPERVISOR, ADMIN = "service", "operator", "supervisor", "admin"
 READERS = (OPERATOR, SUPERVISOR, ADMIN)
 ROLES_ATTR = "_hotline_roles"
+QUERY_TOKEN_ATTR = "_hotline_query_token"
+QUERY_TOKEN_PARAM = "access_token"
 PUBLIC = "public"
 
 
@@ -39,6 +41,21 @@ def requires(*roles: str) -> Callable[[F], F]:
 def public(fn: F) -> F:
     setattr(fn, ROLES_ATTR, PUBLIC)
     return fn
+
+
+def query_token(fn: F) -> F:
+    """The route also takes its bearer token as ``?access_token=``: browsers cannot set headers on a
+    WebSocket. Only the live WebSocket routes are marked; everywhere else a token in the URL is
+    ignored (URLs end up in logs and histories)."""
+    setattr(fn, QUERY_TOKEN_ATTR, True)
+    return fn
+
+
+def presented_token(handler: Any, header: str | None, query: Mapping[str, str]) -> str | None:
+    """The ``Authorization`` header, or for :func:`query_token` routes the query's token as one."""
+    if header is None and getattr(handler, QUERY_TOKEN_ATTR, False) and query.get(QUERY_TOKEN_PARAM):
+        return f"Bearer {query[QUERY_TOKEN_PARAM]}"
+    return header
 
 
 class TokenBook:

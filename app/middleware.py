@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from app import keys
-from app.auth import authorize
+from app.auth import authorize, presented_token
 from app.errors import ApiError, BodyTooLarge, InternalError, MethodNotAllowed, NotFound
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.match_info.http_exception is not None:  # unknown route or method: answer that first
         return await handler(request)
-    principal = authorize(
-        request.match_info.handler, request.headers.get("Authorization"), request.app[keys.TOKENS]
-    )
+    handler_fn = request.match_info.handler
+    header = presented_token(handler_fn, request.headers.get("Authorization"), request.query)
+    principal = authorize(handler_fn, header, request.app[keys.TOKENS])
     if principal is not None:
         request[keys.PRINCIPAL] = principal
     return await handler(request)

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
@@ -56,6 +57,19 @@ class RedisLink:
         except (RedisError, OSError, TimeoutError) as exc:
             raise RedisDown(str(exc) or type(exc).__name__) from exc
 
+    async def subscribe(self, *channels: str) -> PubSub:
+        """A pub/sub connection subscribed to ``channels``; raises :class:`RedisDown`. The caller
+        closes it with :func:`close_pubsub`."""
+        if self.client is None:
+            raise RedisDown("Redis is not configured")
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await asyncio.wait_for(pubsub.subscribe(*channels), COMMAND_TIMEOUT_S)
+        except (RedisError, OSError, TimeoutError) as exc:
+            await close_pubsub(pubsub)
+            raise RedisDown(str(exc) or type(exc).__name__) from exc
+        return pubsub
+
     async def close(self) -> None:
         if self.client is not None:
             await self.client.aclose()
@@ -63,3 +77,15 @@ class RedisLink:
 
 class RedisDown(Exception):
     """Redis could not run a command (down, slow, or not configured)."""
+
+
+async def close_pubsub(pubsub: PubSub) -> None:
+    """Unsubscribe and give the connection back; never raises (Redis may be gone)."""
+    try:
+        await asyncio.wait_for(pubsub.unsubscribe(), COMMAND_TIMEOUT_S)
+    except (RedisError, OSError, TimeoutError):
+        pass
+    try:
+        await pubsub.aclose()
+    except (RedisError, OSError):
+        pass
