@@ -69,3 +69,30 @@ class RedisUnavailable(ApiError):
 
 class InternalError(ApiError):
     status, error_id, message = 500, "internal_error", "internal error"
+
+
+# --- transcripts and work orders --------------------------------------------------------------------
+class InvalidSegment(ApiError):
+    status, error_id, message = 400, "transcript.invalid_segment", "a segment is not valid"
+
+
+class PartialNotStored(ApiError):
+    status, error_id = 400, "transcript.partial_not_stored"
+    message = "partial segments are not stored (they live only on pub/sub)"
+
+
+class WorkOrderNotFound(ApiError):
+    status, error_id, message = 404, "work_order.not_found", "no such work order"
+
+
+class WorkOrderAlreadyConfirmed(ApiError):
+    status, error_id, message = 409, "work_order.already_confirmed", "the work order is already confirmed"
+
+
+class InvalidCorrection(ApiError):
+    status, error_id, message = 400, "work_order.invalid_correction", "a correction is not valid"
+
+
+class WorkOrderNotUpdated(ApiError):
+    status, error_id = 503, "work_order.not_updated"
+    message = "segments stored, but the work order could not be updated: send them again"

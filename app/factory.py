@@ -15,6 +15,7 @@ from aiohttp import web
 from app import flows_api, keys, route_api
 from app.auth import TokenBook
 from app.calls import http as calls_http
+from app.calls.context import CallContext
 from app.calls.services import CallService
 from app.db import Database, make_engine, upgrade_engine
 from app.harassment import http as harassment_http
@@ -22,27 +23,40 @@ from app.harassment.services import HarassmentService
 from app.health import setup_routes as health_routes
 from app.http_util import MAX_BODY
 from app.middleware import auth_middleware, errors_middleware
-from app.notifier import EventNotifier
+from app.notifier import EventNotifier, TranscriptNotifier
 from app.redis_link import RedisLink
+from app.transcripts import http as transcripts_http
+from app.transcripts import live
+from app.transcripts.services import TranscriptService
+from app.work_orders import http as work_orders_http
+from app.work_orders.alerts import LifeThreatAlerts
+from app.work_orders.creator import WorkOrderCreator
+from app.work_orders.dispatch import known_districts
+from app.work_orders.services import WorkOrderService
 from hotline.secrets import Secrets, load_secrets
 from hotline.settings import Settings
+from hotline.site import Site, load_site
 
 log = logging.getLogger(__name__)
 
 
 def create_app(
     settings: Settings, secrets: Secrets | None = None, *, migrate: bool = True, flows: Any = None,
-    conference_flows: Any = None,
+    conference_flows: Any = None, site: Site | None = None,
 ) -> web.Application:
     """The API application. ``secrets`` defaults to ``settings.secrets_file`` (read here, not at import).
 
     ``migrate=False`` skips the upgrade at start; ``/ready`` then says 503 until someone migrates.
+    ``site`` (for ``[transcription] auto_handover_110``) defaults to ``settings.site_file``, read when
+    the app starts.
     """
     app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
     secrets = secrets if secrets is not None else load_secrets(settings.secrets_file)
     app[keys.SETTINGS] = settings
     app[keys.SECRETS] = secrets
     app[keys.TOKENS] = TokenBook(secrets)
+    if site is not None:
+        app[keys.SITE] = site
     app.cleanup_ctx.append(_database(migrate))
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_services)
@@ -50,6 +64,9 @@ def create_app(
     calls_http.setup_routes(app)
     harassment_http.setup_routes(app)
     route_api.setup_routes(app)
+    transcripts_http.setup_routes(app)
+    live.setup_routes(app)
+    work_orders_http.setup_routes(app)
     # flows: call_flows.flows.FlowService / ConferenceFlows, wired in by `hotline up`
     flows_api.setup_routes(app, flows, conference_flows)
     return app
@@ -84,12 +101,27 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    notifier = EventNotifier(app[keys.REDIS])
-    app[keys.NOTIFIER] = notifier
-    app[keys.HARASSMENT] = HarassmentService(app[keys.REDIS])
-    app[keys.CALLS] = CallService(app[keys.DATABASE], notifier)
-    notifier.start()
+    if keys.SITE not in app:
+        app[keys.SITE] = load_site(app[keys.SETTINGS].site_file)
+    db, redis = app[keys.DATABASE], app[keys.REDIS]
+    calls = CallService(db, EventNotifier(redis, enrich=CallContext(db).enrich))
+    transcript_notifier = TranscriptNotifier(redis)
+    transcripts = TranscriptService(db)
+    alerts = LifeThreatAlerts(db, calls, transcript_notifier, app[keys.SITE], app.get(keys.CONFERENCE_FLOWS))
+    app[keys.NOTIFIER] = calls.notifier
+    app[keys.HARASSMENT] = HarassmentService(redis)
+    app[keys.CALLS] = calls
+    app[keys.TRANSCRIPT_NOTIFIER] = transcript_notifier
+    app[keys.TRANSCRIPTS] = transcripts
+    districts = known_districts(app[keys.SITE].phrases)
+    app[keys.WORK_ORDER_CREATOR] = WorkOrderCreator(db, transcripts, calls, app[keys.ROUTER],
+                                                    transcript_notifier, alerts, districts)
+    app[keys.WORK_ORDERS] = WorkOrderService(db, calls, app[keys.ROUTER], transcript_notifier, districts)
+    calls.notifier.start()
+    transcript_notifier.start()
     try:
         yield
     finally:
-        await notifier.stop()
+        await alerts.stop()
+        await transcript_notifier.stop()
+        await calls.notifier.stop()

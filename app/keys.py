@@ -11,12 +11,17 @@ from app.auth import Principal, TokenBook
 from app.calls.services import CallService
 from app.db import Database
 from app.harassment.services import HarassmentService
-from app.notifier import EventNotifier
+from app.notifier import EventNotifier, TranscriptNotifier
 from app.redis_link import RedisLink
 from app.route_api import RouterHolder
+from app.transcripts.services import TranscriptService
+from app.transcripts.sockets import LiveSockets
+from app.work_orders.creator import WorkOrderCreator
+from app.work_orders.services import WorkOrderService
 from call_flows.flows import ConferenceFlows, FlowService
 from hotline.secrets import Secrets
 from hotline.settings import Settings
+from hotline.site import Site
 
 SETTINGS = web.AppKey("settings", Settings)
 SECRETS = web.AppKey("secrets", Secrets)
@@ -29,5 +34,11 @@ HARASSMENT = web.AppKey("harassment", HarassmentService)
 ROUTER = web.AppKey("router", RouterHolder)
 FLOWS = web.AppKey("flows", FlowService)
 CONFERENCE_FLOWS = web.AppKey("conference_flows", ConferenceFlows)
+SITE = web.AppKey("site", Site)
+TRANSCRIPT_NOTIFIER = web.AppKey("transcript_notifier", TranscriptNotifier)
+TRANSCRIPTS = web.AppKey("transcripts", TranscriptService)
+WORK_ORDERS = web.AppKey("work_orders", WorkOrderService)
+WORK_ORDER_CREATOR = web.AppKey("work_order_creator", WorkOrderCreator)
+LIVE_SOCKETS = web.AppKey("live_sockets", LiveSockets)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

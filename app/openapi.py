@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app import openapi_transcripts as live_docs
 from app.validation import EVENT_SOURCES, MAX_BATCH
 from hotline.contracts import LINKAGE_HOTLINES, CallEventType, Outcome
 
@@ -24,6 +25,7 @@ ERROR_IDS = (
     "not_ready",
     "redis_unavailable",
     "internal_error",
+    *live_docs.ERROR_IDS,
 )
 
 
@@ -197,8 +199,16 @@ def openapi_document() -> dict[str, Any]:
                             "items": {"$ref": "#/components/schemas/CallEvent"},
                             "description": "GET /api/calls/{linkedid} only, ordered by at",
                         },
+                        "context": {
+                            "type": "object",
+                            "description": "GET /api/calls/{linkedid} only: what travels with the call. "
+                            "routing (latest routing answer or null), work_order ({ticket, kind, status, "
+                            "category, action, life_threat, dispatch} or null), transcript ({link, finals, "
+                            "gaps}). Published transferred / conference_joined events carry it too",
+                        },
                     },
                 },
+                **live_docs.SCHEMAS,
                 "CallList": {
                     "type": "object",
                     "properties": {
@@ -212,6 +222,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": {
+            **live_docs.PATHS,
             "/health": {
                 "get": {
                     "summary": "process alive",

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth import SERVICE, Principal
+from app.calls.context import CallContext
 from app.calls.summary import summarise
 from app.db import Database
 from app.errors import UnknownCall
@@ -76,6 +77,7 @@ class CallService:
         self.db = db
         self.notifier = notifier
         self.clock = clock
+        self.context = CallContext(db)
         # Statements are built once so SQLAlchemy's compiled cache always hits on the hot path.
         upsert_into = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         self._insert_events = (
@@ -103,6 +105,15 @@ class CallService:
             stored = await self._record_on(conn, events)
         self.notifier.publish(stored)
         return RecordResult(received=len(events), new=len(stored))
+
+    async def record_in(self, conn: AsyncConnection, events: list[CallEvent]) -> list[dict[str, Any]]:
+        """Store events inside the caller's write transaction, so they commit with what it writes;
+        once it has committed, the caller hands the returned rows to :meth:`announce`."""
+        return await self._record_on(conn, events) if events else []
+
+    def announce(self, stored: list[dict[str, Any]]) -> None:
+        """Broadcast events stored by :meth:`record_in` (after their transaction committed)."""
+        self.notifier.publish(stored)
 
     async def _record_on(self, conn: AsyncConnection, events: Iterable[CallEvent]) -> list[dict[str, Any]]:
         now = self.clock()
@@ -200,10 +211,10 @@ class CallService:
                 .order_by(CallEventRow.at, CallEventRow.event_id)
             )
             call["timeline"] = [dict(r) for r in res.mappings()]
+            # What travels with the call to whoever takes it next (a transfer, a three-way bridge).
+            routed = [e for e in call["timeline"] if e["type"] == CallEventType.ROUTED.value]
+            call["context"] = await self.context.of(conn, linkedid, routed[-1]["data"] if routed else None)
             await self._audit(conn, who, "read_call", linkedid, {})
-        # What travels with the call to whoever takes it next (a transfer, a three-way bridge).
-        routed = [e for e in call["timeline"] if e["type"] == "routed"]
-        call["context"] = {"routing": routed[-1]["data"] if routed else None}
         return call
 
     async def exists(self, linkedid: str) -> dict[str, Any] | None:
@@ -238,6 +249,12 @@ class CallService:
     async def audit(self, who: Principal, action: str, target: str, detail: dict[str, Any]) -> None:
         async with self.db.write() as conn:
             await self._audit(conn, who, action, target, detail)
+
+    async def audit_in(
+        self, conn: AsyncConnection, who: Principal, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        """An audit row inside the caller's write transaction."""
+        await self._audit(conn, who, action, target, detail)
 
     async def _audit(
         self, conn: AsyncConnection, who: Principal, action: str, target: str, detail: dict[str, Any]

@@ -3,8 +3,10 @@
 Rules: ``arrived_at`` is the earliest arrived/queued event (or the earliest event when neither came);
 ``answered_at`` the first answer; ``ended_at`` the hangup. Durations follow from those. The outcome is
 the latest operator/flow outcome event; failing that, once the call has ended, an automatic one:
-never answered or abandoned -> ``abandoned``; transferred to 110/12345 -> ``transferred_*``; else
-``resolved_on_call``. Automatic outcomes therefore never overwrite an operator's or a flow's.
+never answered or abandoned -> ``abandoned``; transferred to 110/12345 -> ``transferred_*``; a bridge
+with the other platform or a hotline -> ``three_way`` / ``emergency_linked``; a confirmed work order ->
+``ticket_created``; else ``resolved_on_call``. Automatic outcomes therefore never overwrite an
+operator's or a flow's.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
     summary.update(_outcome(by_type, answered is not None, ended, service))
     if summary.get("outcome_source") == "auto" and summary["outcome"] == Outcome.RESOLVED_ON_CALL.value:
-        summary.update(_bridge_outcome(by_type, service))
+        summary.update(_bridge_outcome(by_type, service) or _ticket_outcome(by_type))
     return summary
 
 
@@ -126,6 +128,16 @@ def _bridge_outcome(by_type: dict[str, list[Mapping[str, Any]]], service: str | 
     if others and service:
         return {"outcome": Outcome.THREE_WAY.value, "outcome_detail": service}
     return {}
+
+
+def _ticket_outcome(by_type: dict[str, list[Mapping[str, Any]]]) -> dict:
+    """A call kept on this platform whose work order (工单/警单) an operator confirmed ended with a
+    ticket; the ticket number is the detail."""
+    confirmed = [e for e in by_type.get(T.WORK_ORDER.value, []) if e["data"].get("status") == "confirmed"]
+    if not confirmed:
+        return {}
+    return {"outcome": Outcome.TICKET_CREATED.value,
+            "outcome_detail": _str(max(confirmed, key=_ts)["data"].get("ticket"), 256)}
 
 
 def _left_waiting(by_type: dict[str, list[Mapping[str, Any]]]) -> bool:
