@@ -114,8 +114,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[keys.TRANSCRIPT_NOTIFIER] = transcript_notifier
     app[keys.TRANSCRIPTS] = transcripts
     districts = known_districts(app[keys.SITE].phrases)
+    flows = app.get(keys.FLOWS)
     app[keys.WORK_ORDER_CREATOR] = WorkOrderCreator(db, transcripts, calls, app[keys.ROUTER],
-                                                    transcript_notifier, alerts, districts)
+                                                    transcript_notifier, alerts, districts,
+                                                    tag_ticket=flows.tag_ticket if flows else None)
     app[keys.WORK_ORDERS] = WorkOrderService(db, calls, app[keys.ROUTER], transcript_notifier, districts)
     calls.notifier.start()
     transcript_notifier.start()

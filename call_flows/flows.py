@@ -26,6 +26,7 @@ from hotline.names import (
     VAR_CONF,
     VAR_CONF_PROFILE,
     VAR_LINKEDID,
+    VAR_TICKET,
 )
 from hotline.render import LINKAGE_QUEUE
 from hotline.site import Site
@@ -92,6 +93,19 @@ class FlowService:
         if live and state.get("state") == "ended":
             raise CallNotBridged("the call has ended")
         return state
+
+    async def tag_ticket(self, linkedid: str, ticket: str) -> None:
+        """Put the call's work-order ticket on the caller's channel (``__HOTLINE_TICKET``): every seat
+        leg created from it afterwards (a transfer, the queue again) inherits it, and the seat leg's
+        INVITE carries it as ``X-Hotline-Ticket``. Best effort: a call without it loses nothing."""
+        try:
+            state = await self._state(linkedid)
+            channel = state.get("caller_channel", "")
+            if channel:
+                await self._client().action({"Action": "Setvar", "Channel": channel,
+                                             "Variable": f"__{VAR_TICKET}", "Value": ticket})
+        except Exception as exc:  # noqa: BLE001
+            log.info("ticket %s not put on call %s: %s", ticket, linkedid, exc)
 
     def _client(self) -> AmiClient:
         client = self._ami()

@@ -263,7 +263,9 @@ class TapController:
                                party.since)
                 party.attempts = 0
                 self._retry_later(party, now)
-            elif party.state == "down" and now >= party.next_try and alive:
+            elif party.state == "down" and not alive:
+                self._open_gap(party, GapReason.RECOGNIZER_DOWN, now)  # or say why the gap goes on
+            elif party.state == "down" and now >= party.next_try:
                 await self._start(party)
 
     async def _tap_state(self, tap: str) -> str:

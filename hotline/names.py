@@ -51,11 +51,12 @@ VAR_CALL_SERVICE = "HOTLINE_CALL_SERVICE"  # inherited: the platform a leg serve
 VAR_CONF = "HOTLINE_CONF"                # the three-way bridge a leg joins (= the call's linkedid)
 VAR_CONF_PROFILE = "HOTLINE_CONF_PROFILE"  # confbridge user profile: party | operator
 
+VAR_TICKET = "HOTLINE_TICKET"            # inherited: the call's work-order ticket (工单/警单), once drafted
 VAR_TAP = "HOTLINE_TAP"                  # on a media tap's Local channel: the stream id (a UUID)
 VAR_TAP_TARGET = "HOTLINE_TAP_TARGET"    # the channel whose voice the tap hears
 
 CHANNEL_VARS = (*CHANNEL_VARS, VAR_LINKEDID, VAR_CALL_SERVICE, VAR_CONF, VAR_CONF_PROFILE, VAR_TAP,
-                VAR_TAP_TARGET)
+                VAR_TAP_TARGET, VAR_TICKET)
 
 # --- AMI user events the dialplan raises for the backend ------------------------------------------
 UEV_TRANSFER = "HotlineTransfer"

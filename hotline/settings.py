@@ -70,6 +70,7 @@ class Settings:
     audiosocket_host: str = "127.0.0.1"
     audiosocket_port: int = 4574
     transcribe_workers: int = 0  # 0: one per CPU core
+    transcribe_backlog_ms: int = 2000  # audio a stream may have waiting for decoding; beyond it, dropped
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -128,6 +129,8 @@ class Settings:
             changes["audiosocket_port"] = parse_int("HOTLINE_AUDIOSOCKET_PORT", v, 1, 65535)
         if v := env.get("HOTLINE_TRANSCRIBE_WORKERS"):
             changes["transcribe_workers"] = parse_int("HOTLINE_TRANSCRIBE_WORKERS", v, 0, 256)
+        if v := env.get("HOTLINE_TRANSCRIBE_BACKLOG_MS"):
+            changes["transcribe_backlog_ms"] = parse_int("HOTLINE_TRANSCRIBE_BACKLOG_MS", v, 100, 3_600_000)
         if v := env.get("HOTLINE_LOG_LEVEL"):
             changes["log_level"] = v.upper()
         changes["extra"] = {k: v for k, v in env.items() if k.startswith("HOTLINE_FLAG_")}
@@ -147,6 +150,7 @@ class Settings:
             "HOTLINE_AUDIOSOCKET_HOST": self.audiosocket_host,
             "HOTLINE_AUDIOSOCKET_PORT": str(self.audiosocket_port),
             "HOTLINE_TRANSCRIBE_WORKERS": str(self.transcribe_workers),
+            "HOTLINE_TRANSCRIBE_BACKLOG_MS": str(self.transcribe_backlog_ms),
             **dict(self.extra),
         }
         if self.vosk_model:

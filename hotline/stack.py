@@ -114,7 +114,7 @@ class Stack:
                                  self.site)
         self.conference_flows = ConferenceFlows(self.flows)
         app = create_app(self.settings, self.secrets, flows=self.flows,
-                         conference_flows=self.conference_flows)
+                         conference_flows=self.conference_flows, site=self.site)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.api_host, self.settings.api_port).start()

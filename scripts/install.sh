@@ -24,7 +24,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "== installing the project into .venv"
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[test]'
+.venv/bin/pip install -q -e '.[test,demo-model]'
 
 echo "== Asterisk 22 runtime (cached after the first build)"
 .venv/bin/hotline asterisk build

@@ -9,7 +9,7 @@ scripts/install.sh
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
-.venv/bin/mypy hotline agi call_flows app routing
+.venv/bin/mypy hotline agi call_flows app routing transcription
 echo "== dialplan check (asterisklint + Asterisk's own load)"
 .venv/bin/hotline dialplan check
 if [ -f routing/cli.py ]; then

@@ -28,7 +28,8 @@ from hotline.settings import Settings
 T = TypeVar("T")
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-PG_TABLES = ("calls", "call_events", "audit_log")
+PG_TABLES = ("calls", "call_events", "audit_log", "transcript_segments", "work_orders",
+             "work_order_corrections")
 
 
 def run_private(coro: Awaitable[T]) -> T:

@@ -42,7 +42,8 @@ async def main(settings: Settings) -> int:
     sink = transcript_sink(settings, secrets.token_for("service"))
     await sink.start()
     pool = DecoderPool(settings.transcribe_workers)
-    transcriber = Transcriber(model, pool, SegmentPublisher(redis, sink), redis)
+    transcriber = Transcriber(model, pool, SegmentPublisher(redis, sink), redis,
+                              max_backlog_s=settings.transcribe_backlog_ms / 1000)
     port = await transcriber.start(settings.audiosocket_host, settings.audiosocket_port)
     log.info("transcriber on %s:%d, model %s, %d decoding threads", settings.audiosocket_host, port,
              path, pool.size)

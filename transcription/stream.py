@@ -8,8 +8,12 @@ segment (reason ``overload``) covering exactly what was lost. Memory per stream 
 backlog bound plus the recognizer's own state.
 
 Times: Vosk reports word times in seconds of audio it was fed. Each chunk fed is anchored to the
-wall-clock time its audio was spoken (its arrival minus its length), so a word's time maps back to
-the wall clock even after audio was dropped.
+wall-clock time its audio was spoken, so a word's time maps back to the wall clock even after
+audio was dropped. When audio was spoken is the stream's sample clock (its first arrival plus the
+audio received since), not each message's arrival: after a stall the socket delivers seconds of
+audio at once, and arrival times would squeeze them into an instant. The sample clock only falls
+behind the wall clock for good when audio was lost before it reached us; when every message of
+the last ``RESYNC_WINDOW_S`` arrived at least ``RESYNC_LAG_S`` late, it is moved forward.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from transcription.recognizer import DecoderPool, StreamDecoder, Utterance
 log = logging.getLogger(__name__)
 
 MAX_ANCHORS = 3000  # 5 minutes of 100 ms chunks: longer than any utterance Vosk keeps open
+QUIET_S = 0.8  # no audio this long with an utterance open: the party stopped sending, finish it
+RESYNC_WINDOW_S = 2.0
+RESYNC_LAG_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class TapStream:
         self._dropped: list[float] | None = None  # [from, to] of audio dropped and not yet reported
         self._utt_start: float | None = None  # decoder offset where the current utterance began
         self._seq = 0
+        self._clock0: float | None = None  # wall time of the stream's first audio sample
+        self._received = 0  # bytes of audio received so far
+        self._lags: collections.deque[tuple[float, float]] = collections.deque()  # (arrival, lag)
         self._data = asyncio.Event()
         self._closed = False
         self.stats = StreamStats()
@@ -77,7 +87,13 @@ class TapStream:
             return
         now = self._clock()
         seconds = len(pcm) / BYTES_PER_SECOND
-        self._buf.append((now - seconds, pcm))
+        if self._clock0 is None:
+            self._clock0 = now - seconds
+        spoken = self._clock0 + self._received / BYTES_PER_SECOND
+        self._resync(now, now - seconds - spoken)
+        spoken = self._clock0 + self._received / BYTES_PER_SECOND
+        self._received += len(pcm)
+        self._buf.append((spoken, pcm))
         self._buffered += len(pcm)
         self.stats.received_s += seconds
         while self._buffered > self._max_backlog:
@@ -90,6 +106,18 @@ class TapStream:
             else:
                 self._dropped[1] = spoken + lost
         self._data.set()
+
+    def _resync(self, now: float, lag: float) -> None:
+        """Move the sample clock forward when audio was lost upstream (a steady lag, not a burst)."""
+        self._lags.append((now, lag))
+        while self._lags and self._lags[0][0] < now - RESYNC_WINDOW_S:
+            self._lags.popleft()
+        if lag < RESYNC_LAG_S or self._lags[0][0] > now - RESYNC_WINDOW_S * 0.9:
+            return
+        steady = min(v for _, v in self._lags)
+        if steady >= RESYNC_LAG_S and self._clock0 is not None:
+            self._clock0 += steady
+            self._lags.clear()
 
     @property
     def backlog_s(self) -> float:
@@ -104,7 +132,14 @@ class TapStream:
                 if self._closed:
                     break
                 self._data.clear()
-                await self._data.wait()
+                try:
+                    quiet = QUIET_S if self._utt_start is not None else None
+                    await asyncio.wait_for(self._data.wait(), quiet)
+                except TimeoutError:
+                    # A phone with silence suppression (or a tap whose party went quiet) sends no
+                    # audio at all after speech, so Vosk never sees the trailing silence that ends
+                    # an utterance: finish it now rather than at the next words or the hang-up.
+                    await self._finish_utterance()
                 continue
             if self._buffered < self._chunk and not self._closed:
                 # wait for a whole chunk, but never longer than a chunk's worth of time
@@ -127,6 +162,9 @@ class TapStream:
             if utt is not None:
                 self._publish(utt)
         self._report_drop()
+        await self._finish_utterance()
+
+    async def _finish_utterance(self) -> None:
         try:
             last = await self._pool.run(self._decoder.finish)
         except Exception:
@@ -134,6 +172,7 @@ class TapStream:
             return
         if last is not None:
             self._publish(last)
+        self._utt_start = None
 
     def close(self) -> None:
         """No more audio: the consumer drains the backlog, flushes, and :meth:`run` returns."""

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,7 +52,8 @@ class _Written:
 class WorkOrderCreator:
     def __init__(self, db: Database, transcripts: TranscriptService, calls: CallService, router: RouterSource,
                  notifier: TranscriptNotifier, alerts: LifeThreatAlerts, districts: tuple[str, ...] = (),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 tag_ticket: Callable[[str, str], Coroutine[Any, Any, None]] | None = None) -> None:
         self.db = db
         self.transcripts = transcripts
         self.calls = calls
@@ -61,6 +62,8 @@ class WorkOrderCreator:
         self.alerts = alerts
         self.districts = districts  # the site's own district/county/banner names
         self.clock = clock
+        self.tag_ticket = tag_ticket  # FlowService.tag_ticket: the ticket onto the call's channel
+        self._tagging: set[asyncio.Task[None]] = set()
         upsert_into = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         self._insert = upsert_into(W).on_conflict_do_nothing(index_elements=["linkedid"]).returning(W.id)
 
@@ -88,6 +91,10 @@ class WorkOrderCreator:
             self.alerts.announce(linkedid, written.alert)
         self.notifier.to_call(linkedid, {"type": "work_order", "call": linkedid,
                                          "work_order": written.work_order})
+        if current is None and self.tag_ticket is not None:
+            task = asyncio.create_task(self.tag_ticket(linkedid, written.work_order["ticket"]))
+            self._tagging.add(task)
+            task.add_done_callback(self._tagging.discard)
         return written.work_order
 
     async def _write(self, linkedid: str, service: str, fields: dict[str, Any],

@@ -45,6 +45,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     st = Stack.for_tests(settings, instance_name=f"test-{uuid.uuid4().hex[:6]}",
                          transfer_timeout_s=4, transfer_back_timeout_s=8,
                          linkage_trunk=("127.0.0.3", free_port_pair("127.0.0.3")))
+    st.transcribe_required = True  # the real Vosk engine hears every call; no model fails the run
     await st.start()
     try:
         yield st

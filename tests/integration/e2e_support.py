@@ -109,3 +109,75 @@ async def supervisor_phone(stack: Stack, sup: str) -> AsyncIterator[socket.socke
     finally:
         phone.stop()
         rtp.close()
+
+
+@contextlib.asynccontextmanager
+async def seat_saying(stack: Stack, seats: dict[str, Seat], seat_id: str, pcap: str) -> AsyncIterator[Seat]:
+    """Seat ``seat_id`` (one of the session's) answers its calls and says what ``pcap`` holds."""
+    assert stack.secrets is not None
+    seats[seat_id].stop()
+    talking = Seat(seat_id, stack.secrets.sip_passwords[seat_id], stack.sip_address,
+                   port=seats[seat_id].port, audio_pcap=pcap)
+    await asyncio.to_thread(talking.reregister)
+    try:
+        yield talking
+    finally:
+        talking.stop()
+        await asyncio.to_thread(seats[seat_id].reregister)
+
+
+async def pause_seats(stack: Stack, service: Any, paused: bool, *, except_seat: str | None = None) -> None:
+    """Put a platform's operators on a break (QueuePause), all but ``except_seat``."""
+    from hotline.names import QUEUE_BY_SERVICE
+
+    assert stack.ami is not None
+    for m in stack.site.operators[service]:
+        if m != except_seat:
+            await stack.ami.client.action({"Action": "QueuePause", "Queue": QUEUE_BY_SERVICE[service],
+                                           "Interface": f"PJSIP/{m}",
+                                           "Paused": "true" if paused else "false"})
+
+
+class LiveFeed:
+    """The supervisors' WebSocket of every call's live transcript (``/api/live``), collected."""
+
+    def __init__(self, stack: Stack, path: str = "/api/live") -> None:
+        assert stack.secrets is not None
+        self.url = stack.api_url.replace("http://", "ws://") + path
+        self.token = stack.secrets.token_for("supervisor")
+        self.messages: list[tuple[float, dict[str, Any]]] = []  # (monotonic arrival, message)
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def __aenter__(self) -> LiveFeed:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self._ready.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        async with aiohttp.ClientSession() as http, \
+                http.ws_connect(self.url, headers={"Authorization": f"Bearer {self.token}"}) as ws:
+            self._ready.set()
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.messages.append((time.monotonic(), msg.json()))
+
+    def of_call(self, call: str, type_: str = "segment") -> list[dict[str, Any]]:
+        return [m for _, m in self.messages if m.get("call") == call and m.get("type") == type_]
+
+    async def wait_for(self, pred: Any, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return
+            await asyncio.sleep(0.1)
+        seen = [(m.get("type"), m.get("speaker"), m.get("kind"), round(m.get("start", 0) % 1000, 2))
+                for _, m in self.messages if m.get("kind") != "partial"]
+        raise AssertionError(f"live feed: condition not met in {timeout}s ({len(self.messages)} messages; "
+                             f"not partials: {seen})")
