@@ -70,11 +70,9 @@ def speech_audio(seconds: float) -> bytes:
     return b"".join(parts)[: int(seconds * 16000) // 2 * 2]
 
 
-def raw_vosk(pcm: bytes) -> dict[str, float]:
+def raw_vosk(model: Any, pcm: bytes) -> dict[str, float]:
     import vosk
 
-    vosk.SetLogLevel(-1)
-    model = vosk.Model(str(resolve_model_path(None)))
     rec = vosk.KaldiRecognizer(model, 8000.0)
     rec.SetWords(True)
     t0 = time.perf_counter()
@@ -234,20 +232,26 @@ async def partial_latency(calls: int) -> dict[str, Any]:
     return {"partials": len(lat), "p50_ms": round(pct(lat, 0.5), 1), "p95_ms": round(pct(lat, 0.95), 1)}
 
 
-async def main_async(seconds: float, max_streams: int, calls: int) -> dict[str, Any]:
+async def main_async(seconds: float, max_streams: int, calls: int, rounds: int) -> dict[str, Any]:
     pcm = speech_audio(seconds)
     print(f"audio: {len(pcm) / 16000:.1f} s of synthesized speech", flush=True)
-    raw = await asyncio.to_thread(raw_vosk, pcm)
-    print(f"raw Vosk: RTF {raw['rtf']:.3f}", flush=True)
+    import vosk
+
+    vosk.SetLogLevel(-1)
+    model = vosk.Model(str(resolve_model_path(None)))
     state = Path(tempfile.mkdtemp(prefix="bench-transcribe-"))
     server = RedisServer()
     server.start()
     try:
         redis = Redis.from_url(server.url)
+        raws, pipes = [], []
         async with TranscriberProcess(state / "rtf", server.url, 3_600_000) as tp:
             await pipeline_rtf(redis, tp.settings.audiosocket_port, pcm[:16000 * 3])  # warm up
-            pipe = await pipeline_rtf(redis, tp.settings.audiosocket_port, pcm)
-        print(f"pipeline: RTF {pipe['rtf']:.3f}", flush=True)
+            for _ in range(rounds):  # interleaved, so a noisy moment hits both alike
+                raws.append((await asyncio.to_thread(raw_vosk, model, pcm))["rtf"])
+                pipes.append((await pipeline_rtf(redis, tp.settings.audiosocket_port, pcm))["rtf"])
+                print(f"  raw Vosk RTF {raws[-1]:.3f}, pipeline RTF {pipes[-1]:.3f}", flush=True)
+        raw, pipe = {"rtf": statistics.median(raws)}, {"rtf": statistics.median(pipes)}
         await redis.aclose()
         cap = await capacity(server.url, state, pcm[: 16000 * 20], max_streams)
     finally:
@@ -257,6 +261,8 @@ async def main_async(seconds: float, max_streams: int, calls: int) -> dict[str, 
     sustained = max((r["streams"] for r in cap if r["real_time"]), default=0)
     return {"audio_s": round(len(pcm) / 16000, 1), "cores": os.cpu_count(),
             "raw_rtf": round(raw["rtf"], 3), "pipeline_rtf": round(pipe["rtf"], 3),
+            "raw_rtf_rounds": [round(r, 3) for r in raws],
+            "pipeline_rtf_rounds": [round(p, 3) for p in pipes],
             "overhead_pct": round((pipe["rtf"] / raw["rtf"] - 1) * 100, 1),
             "streams_real_time": sustained, "capacity": cap, "partial_latency": latency}
 
@@ -266,8 +272,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--max-streams", type=int, default=10)
     ap.add_argument("--calls", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3, help="raw/pipeline rounds, interleaved (median)")
     args = ap.parse_args()
-    res = asyncio.run(main_async(args.seconds, args.max_streams, args.calls))
+    res = asyncio.run(main_async(args.seconds, args.max_streams, args.calls, args.rounds))
     RESULTS.write_text(json.dumps(res, indent=2))
     lat = res["partial_latency"]
     lines = [

@@ -200,7 +200,9 @@ class TapController:
     async def _end_call(self, call: str) -> None:
         now = self._clock()
         for key in [k for k in self.parties if k[0] == call]:
-            party = self.parties.pop(key)
+            party = self.parties.pop(key, None)  # the watch may have let it go meanwhile
+            if party is None:
+                continue
             party.gone = True
             self._close_gap(party, now)
             if party.tap:
