@@ -211,7 +211,8 @@ def cmd_seat(settings: Settings, args: argparse.Namespace) -> int:
 
     site = load_site(settings.site_file)
     pw = load_secrets(settings.secrets_file).sip_passwords[args.seat]
-    seat = Seat(args.seat, pw, f"{site.sip_bind}:{site.sip_port}").start()
+    seat = Seat(args.seat, pw, f"{site.sip_bind}:{site.sip_port}",
+                audio_pcap=_speech_pcap(args.say, args.voice, lead_ms=2000)).start()
     print(f"seat {args.seat} registered on port {seat.port}; answering calls (Ctrl-C stops)")
     try:
         assert seat.uas is not None and seat.uas.proc is not None
@@ -228,10 +229,23 @@ def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
 
     site = load_site(settings.site_file)
     run = place_call(asterisk=f"{site.sip_bind}:{site.sip_port}", service=args.number,
-                     caller=args.caller, talk_ms=int(args.talk * 1000), local_ip=site.trunk_hosts[0])
+                     caller=args.caller, talk_ms=int(args.talk * 1000), local_ip=site.trunk_hosts[0],
+                     audio_pcap=_speech_pcap(args.say, args.voice, lead_ms=1000))
     rc = run.wait(args.talk + 120)
     print("call completed" if rc == 0 else f"call failed (sipp rc={rc}): {run.errors()}")
     return rc
+
+
+def _speech_pcap(text: str, voice: str, *, lead_ms: int) -> str:
+    """``--say``: the words spoken (espeak-ng) as the RTP the SIPp agent plays once answered."""
+    if not text:
+        return ""
+    from hotline.speech import silence, synthesize, write_speech_pcap
+
+    fd, path = tempfile.mkstemp(prefix="hotline-say-", suffix=".pcap")
+    os.close(fd)
+    write_speech_pcap(path, silence(lead_ms) + synthesize(text, voice=voice) + silence(1000))
+    return path
 
 
 def cmd_route(_settings: Settings, argv: list[str]) -> int:
@@ -258,10 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="run the API service alone")
     s = sub.add_parser("seat", help="a SIPp softphone seat that registers and answers")
     s.add_argument("seat")
+    s.add_argument("--say", default="", help="what the operator says in each call (espeak-ng)")
+    s.add_argument("--voice", default="ko", help="espeak-ng voice (the demo model is Korean)")
     c = sub.add_parser("call", help="place a call from the trunk (SIPp)")
     c.add_argument("number", help="dialled number, e.g. 12345 or 110")
     c.add_argument("--caller", default="13800138000")
     c.add_argument("--talk", type=float, default=10.0, help="seconds before the caller hangs up")
+    c.add_argument("--say", default="", help="what the caller says once answered (espeak-ng)")
+    c.add_argument("--voice", default="ko", help="espeak-ng voice (the demo model is Korean)")
     sub.add_parser("route", help="the routing engine", add_help=False)
     return p
 
