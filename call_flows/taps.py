@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -152,12 +153,25 @@ class TapController:
         except Exception:  # noqa: BLE001 - no Redis: no taps either (the transcriber needs it too)
             return False
 
+    async def _full(self) -> bool:
+        """The transcriber says it hears as many streams as it may (its heartbeat carries both)."""
+        try:
+            info = json.loads(await self._redis.get(redis_keys.TRANSCRIBER_ALIVE) or b"{}")
+            return int(info.get("streams", 0)) >= int(info.get("max", 1 << 30))
+        except Exception:  # noqa: BLE001 - cannot tell: try, the transcriber refuses if it must
+            return False
+
     async def _start(self, party: PartyTap) -> None:
         now = self._clock()
         party.attempts += 1
         if not await self._alive():
             self._open_gap(party, GapReason.RECOGNIZER_DOWN, now)
             self._retry_later(party, now)
+            return
+        if await self._full():
+            # No tap, rather than one the transcriber will refuse: no Originate storm at capacity.
+            self._open_gap(party, GapReason.OVERLOAD, now)
+            party.state, party.tap, party.next_try = "down", "", now + self.retry_max_s
             return
         client = self._ami()
         tap = str(uuid.uuid4())

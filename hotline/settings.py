@@ -70,6 +70,7 @@ class Settings:
     audiosocket_host: str = "127.0.0.1"
     audiosocket_port: int = 4574
     transcribe_workers: int = 0  # 0: one per CPU core
+    transcribe_max_streams: int = 0  # 0: two per core (bench/bench_transcribe.py: 4 in real time on 2)
     transcribe_backlog_ms: int = 2000  # audio a stream may have waiting for decoding; beyond it, dropped
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -129,6 +130,8 @@ class Settings:
             changes["audiosocket_port"] = parse_int("HOTLINE_AUDIOSOCKET_PORT", v, 1, 65535)
         if v := env.get("HOTLINE_TRANSCRIBE_WORKERS"):
             changes["transcribe_workers"] = parse_int("HOTLINE_TRANSCRIBE_WORKERS", v, 0, 256)
+        if v := env.get("HOTLINE_TRANSCRIBE_MAX_STREAMS"):
+            changes["transcribe_max_streams"] = parse_int("HOTLINE_TRANSCRIBE_MAX_STREAMS", v, 0, 10_000)
         if v := env.get("HOTLINE_TRANSCRIBE_BACKLOG_MS"):
             changes["transcribe_backlog_ms"] = parse_int("HOTLINE_TRANSCRIBE_BACKLOG_MS", v, 100, 3_600_000)
         if v := env.get("HOTLINE_LOG_LEVEL"):
@@ -151,6 +154,7 @@ class Settings:
             "HOTLINE_AUDIOSOCKET_PORT": str(self.audiosocket_port),
             "HOTLINE_TRANSCRIBE_WORKERS": str(self.transcribe_workers),
             "HOTLINE_TRANSCRIBE_BACKLOG_MS": str(self.transcribe_backlog_ms),
+            "HOTLINE_TRANSCRIBE_MAX_STREAMS": str(self.transcribe_max_streams),
             **dict(self.extra),
         }
         if self.vosk_model:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -43,10 +44,11 @@ async def main(settings: Settings) -> int:
     await sink.start()
     pool = DecoderPool(settings.transcribe_workers)
     transcriber = Transcriber(model, pool, SegmentPublisher(redis, sink), redis,
-                              max_backlog_s=settings.transcribe_backlog_ms / 1000)
+                              max_backlog_s=settings.transcribe_backlog_ms / 1000,
+                              max_streams=settings.transcribe_max_streams or 2 * (os.cpu_count() or 1))
     port = await transcriber.start(settings.audiosocket_host, settings.audiosocket_port)
-    log.info("transcriber on %s:%d, model %s, %d decoding threads", settings.audiosocket_host, port,
-             path, pool.size)
+    log.info("transcriber on %s:%d, model %s, %d decoding threads, at most %d streams",
+             settings.audiosocket_host, port, path, pool.size, transcriber.max_streams)
     print(f"READY {port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -95,7 +95,8 @@ class Transcriber:
 
     async def _beat(self) -> None:
         while True:
-            info = json.dumps({"pid": os.getpid(), "streams": len(self.streams), "busy": self.pool.busy})
+            info = json.dumps({"pid": os.getpid(), "streams": len(self.streams), "max": self.max_streams,
+                               "busy": self.pool.busy})
             try:
                 await self.redis.set(redis_keys.TRANSCRIBER_ALIVE, info, px=ALIVE_TTL_MS)
             except Exception as exc:  # noqa: BLE001

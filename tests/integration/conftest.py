@@ -39,7 +39,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     env = Settings.from_env()
     settings = Settings(state_dir=state, site_file=env.site_file, conf_dir=env.conf_dir,
                         database_url=os.environ.get("HOTLINE_TEST_DATABASE_URL", ""),
-                        asterisk_rootfs=env.asterisk_rootfs, agi_budget_ms=400)
+                        asterisk_rootfs=env.asterisk_rootfs, agi_budget_ms=400,
+                        # the tests check what is heard, not the capacity (bench/bench_transcribe.py)
+                        transcribe_max_streams=16)
     # Short transfer timeouts so the no-answer fallback is tested in seconds, not minutes.
     # The linkage gateway (119/120/...) is a SIPp answering on 127.0.0.3 at a free port.
     st = Stack.for_tests(settings, instance_name=f"test-{uuid.uuid4().hex[:6]}",
