@@ -127,39 +127,12 @@ class Stack:
             self.agi = await start_agi_server(self.settings, redis=self.redis, sink=self.sink,
                                               host=self.site.agi_host, port=self.settings.agi_port)
             return
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "DATABASE_URL",
-                                                                         "REDIS_URL"))}
-        env.update(self.settings.with_(agi_host=self.site.agi_host).to_env())
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "agi", env=env,
-                                                    stdout=asyncio.subprocess.PIPE)
-        assert proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), 20)
-        except TimeoutError:
-            proc.kill()
-            raise RuntimeError("FastAGI process did not start within 20 s") from None
-        if not line.startswith(b"READY"):
-            raise RuntimeError(f"FastAGI process failed to start (rc={await proc.wait()})")
-        self.agi_proc = proc
+        self.agi_proc = await _spawn("agi", self.settings.with_(agi_host=self.site.agi_host), "FastAGI", 20)
 
     async def start_transcriber(self) -> None:
         """The transcriber (``python -m transcription``): Vosk and the AudioSocket server, in its
         own process so decoding never competes with the call-handling loop for the GIL."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "DATABASE_URL",
-                                                                         "REDIS_URL"))}
-        env.update(self.settings.to_env())
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "transcription", env=env,
-                                                    stdout=asyncio.subprocess.PIPE)
-        assert proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), 120)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise RuntimeError("transcriber did not start within 120 s") from None
-        if not line.startswith(b"READY"):
-            raise RuntimeError(f"transcriber failed to start (rc={await proc.wait()}); see its log above")
-        self.transcriber_proc = proc
+        self.transcriber_proc = await _spawn("transcription", self.settings, "the transcriber", 120)
 
     async def stop_transcriber(self) -> None:
         proc, self.transcriber_proc = self.transcriber_proc, None
@@ -286,3 +259,22 @@ class Stack:
             await self.redis.aclose()
         if self.redis_server is not None:
             await asyncio.to_thread(self.redis_server.stop)
+
+
+async def _spawn(module: str, settings: Settings, what: str, timeout: float) -> asyncio.subprocess.Process:
+    """``python -m <module>`` with exactly these settings in its environment; returns once it prints
+    ``READY`` (its log goes to our stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(settings.to_env())
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", module, env=env,
+                                                stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"{what} did not start within {timeout:.0f} s") from None
+    if not line.startswith(b"READY"):
+        raise RuntimeError(f"{what} failed to start (rc={await proc.wait()}); see its log above")
+    return proc

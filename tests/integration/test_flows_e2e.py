@@ -6,23 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from e2e_support import Api, count_datagrams, new_caller, supervisor_phone
+from e2e_support import Api, count_datagrams, new_caller, pause_seats, supervisor_phone
 
 from hotline.contracts import Service
-from hotline.names import QUEUE_BY_SERVICE
 from hotline.sipp import SAMPLE_AUDIO_PCAP, Seat, place_call
 from hotline.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
-
-
-async def _pause(stack: Stack, service: Service, paused: bool, except_seat: str | None = None) -> None:
-    assert stack.ami is not None
-    for m in stack.site.operators[service]:
-        if m != except_seat:
-            await stack.ami.client.action({"Action": "QueuePause", "Queue": QUEUE_BY_SERVICE[service],
-                                           "Interface": f"PJSIP/{m}",
-                                           "Paused": "true" if paused else "false"})
 
 
 @pytest.mark.parametrize("dtmf_mode", ["info", "rfc4733"])
@@ -37,7 +27,7 @@ async def test_one_touch_key_moves_the_caller_from_12345_to_110(stack: Stack, se
                  dtmf=stack.site.feature_codes["one_touch_transfer"], dtmf_after_ms=1000,
                  dtmf_mode=dtmf_mode)
     await asyncio.to_thread(keyed.reregister)
-    await _pause(stack, Service.HOTLINE_12345, True, except_seat=presser)
+    await pause_seats(stack, Service.HOTLINE_12345, True, except_seat=presser)
     try:
         caller = new_caller()
         run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=6000,
@@ -45,7 +35,7 @@ async def test_one_touch_key_moves_the_caller_from_12345_to_110(stack: Stack, se
         assert await asyncio.to_thread(run.wait, 40) == 0, run.errors()
         c = await api.call_of(caller)
     finally:
-        await _pause(stack, Service.HOTLINE_12345, False)
+        await pause_seats(stack, Service.HOTLINE_12345, False)
         keyed.stop()
         await asyncio.to_thread(seats[presser].reregister)
     if dtmf_mode == "rfc4733":
@@ -99,7 +89,7 @@ async def test_nobody_answers_at_110_the_caller_comes_back_to_the_seat(stack: St
 
     assert stack.secrets is not None
     op = {"Authorization": f"Bearer {stack.secrets.token_for('operator')}"}
-    await _pause(stack, Service.POLICE_110, True)  # everyone at 110 on a break
+    await pause_seats(stack, Service.POLICE_110, True)  # everyone at 110 on a break
     try:
         caller = new_caller()
         run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=12000,
@@ -112,7 +102,7 @@ async def test_nobody_answers_at_110_the_caller_comes_back_to_the_seat(stack: St
         assert await asyncio.to_thread(run.wait, 60) == 0, f"the caller was never dropped: {run.errors()}"
         c = await api.call_of(caller)
     finally:
-        await _pause(stack, Service.POLICE_110, False)
+        await pause_seats(stack, Service.POLICE_110, False)
     types = [e["type"] for e in c["timeline"]]
     assert "transferred" in types and "transfer_failed" in types, types
     answered = [e["seat"] for e in c["timeline"] if e["type"] in ("answered",)]
