@@ -204,6 +204,13 @@ class Api:
         ]
 
 
+
+@pytest.fixture
+def api_class() -> type[Api]:
+    """The client class itself, for tests that build their own app (``from conftest import`` would
+    find whichever conftest module was imported first when the integration tier runs too)."""
+    return Api
+
 @pytest.fixture
 async def api(db_url: str, redis_url: str, app_client: ClientFactory, api_secrets: Secrets) -> Api:
     """The app on each database (sqlite, postgresql) with the session's Redis."""

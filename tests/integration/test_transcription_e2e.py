@@ -238,20 +238,26 @@ async def test_recognizer_stalled_then_down_the_call_goes_on_and_the_gaps_are_re
     assert await asyncio.to_thread(run.wait, 40) == 0, f"the call went on: {run.errors()}"
     c = await api.call_of(caller)
     assert c["answered_at"] and c["outcome"] == "resolved_on_call"
-    stalled = await _transcript(api, live["linkedid"], want=lambda t: any(
-        s["kind"] == "gap" and s["text"] == "recognizer_stalled" and s["speaker"] == "caller"
-        for s in t["segments"]))
-    caller_segs = [s for s in stalled["segments"] if s["speaker"] == "caller"]
-    gap = next(s for s in caller_segs if s["kind"] == "gap" and s["text"] == "recognizer_stalled")
+
+    def caller_gaps(t: dict[str, Any], reason: str) -> list[dict[str, Any]]:
+        return [s for s in t["segments"] if s["speaker"] == "caller" and s["kind"] == "gap"
+                and s["text"] == reason]
+
+    def resumed_after(t: dict[str, Any]) -> bool:
+        stall = caller_gaps(t, "recognizer_stalled")
+        return bool(stall) and any(s["speaker"] == "caller" and s["kind"] == "final"
+                                   and s["end"] > stall[0]["end"] for s in t["segments"])
+
+    stalled = await _transcript(api, live["linkedid"], want=resumed_after)
+    gap = caller_gaps(stalled, "recognizer_stalled")[0]
     assert 1.5 <= gap["end"] - gap["start"] <= 8, gap
     # The transcriber itself reports what it could not decode: the audio that piled up while it was
     # stopped, beyond its bounded backlog, is dropped (an overload gap), never queued.
-    overload = [s for s in caller_segs if s["kind"] == "gap" and s["text"] == "overload"]
+    overload = caller_gaps(stalled, "overload")
     assert overload and 1.5 <= sum(g["end"] - g["start"] for g in overload) <= 5, overload
     resumed = max(g["end"] for g in overload)
-    assert any(s["kind"] == "final" and s["start"] >= resumed and s["end"] > gap["end"]
-               for s in caller_segs), \
-        f"transcription resumed after the stall: {caller_segs}"
+    assert any(s["speaker"] == "caller" and s["kind"] == "final" and s["start"] >= resumed
+               for s in stalled["segments"]), f"transcription resumed after the stall: {stalled}"
 
     # Down: the transcriber is killed mid-call; taps end, the call does not.
     caller = new_caller()

@@ -377,15 +377,13 @@ NOT_BRIDGED = CallNotBridged("the caller is not connected to a seat")
     (True, "110", True, "not_at_12345", False),
     (True, "12345", None, "flows_unavailable", False),
 ], ids=["started", "flow-error", "off", "at-110", "no-flows"])
-async def test_auto_handover_to_110(app_client, api_secrets, redis_url, router, tmp_path,
+async def test_auto_handover_to_110(app_client, api_secrets, api_class, redis_url, router, tmp_path,
                                     enabled, service, stub, status, called) -> None:
-    from conftest import Api
-
     flows = None if stub is None else StubConferenceFlows(stub if isinstance(stub, Exception) else None)
     site = dataclasses.replace(load_site(REPO / "site.toml"), auto_handover_110=enabled)
     client = await app_client(f"sqlite+aiosqlite:///{tmp_path / 'h.db'}", redis_url, site=site,
                               conference_flows=flows)
-    api = await prepare(Api(client, api_secrets), router)
+    api = await prepare(api_class(client, api_secrets), router)
     await arrive(api, "h1", service=service)
     body = await say(api, [seg("h1", 0, ROOFTOP if service == "12345" else KNIFE)])
     assert body["work_orders"][0]["call"] == "h1"  # the POST never waits for, or fails with, the flow
