@@ -66,8 +66,12 @@ class Transcriber:
         self._server: asyncio.Server | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+        # stop() cancels the loops, but on Python 3.11 a cancel that lands as a Redis command or an
+        # asyncio.wait_for() finishes is lost (wait_for returns the result): the loops check this too.
+        self._closing = False
 
     async def start(self, host: str, port: int) -> int:
+        self._closing = False
         self.publisher.start()
         self._server = await asyncio.start_server(self._handle, host, port)
         if self.redis is not None:
@@ -75,6 +79,7 @@ class Transcriber:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        self._closing = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -94,14 +99,15 @@ class Transcriber:
                 await self.redis.delete(redis_keys.TRANSCRIBER_ALIVE)
 
     async def _beat(self) -> None:
-        while True:
+        while not self._closing:
             info = json.dumps({"pid": os.getpid(), "streams": len(self.streams), "max": self.max_streams,
                                "busy": self.pool.busy})
             try:
                 await self.redis.set(redis_keys.TRANSCRIBER_ALIVE, info, px=ALIVE_TTL_MS)
             except Exception as exc:  # noqa: BLE001
                 log.warning("heartbeat not written: %s", exc)
-            await asyncio.sleep(HEARTBEAT_S)
+            if not self._closing:
+                await asyncio.sleep(HEARTBEAT_S)
 
     async def _lookup(self, tap_id: str) -> TapMeta | None:
         if self.redis is None:
@@ -165,7 +171,7 @@ class Transcriber:
                                   mapping={"state": "streaming", "streaming_at": f"{time.time():.3f}"})
         log.info("stream %s: %s of call %s (seat %s)", meta.tap, meta.speaker.value, meta.call, meta.seat)
         try:
-            while True:
+            while not self._closing:
                 try:
                     kind, payload = await asyncio.wait_for(read_message(reader), CHECK_EVERY_S)
                 except (asyncio.IncompleteReadError, ConnectionError):
