@@ -33,6 +33,9 @@ class SegmentPublisher:
         self._sink = sink  # hotline.sink.transcript_sink(...), or None (nothing stored)
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(MAX_PENDING)
         self._task: asyncio.Task[None] | None = None
+        # stop() cancels the task, but on Python 3.11 a cancel that lands as a Redis pipeline or
+        # asyncio.wait_for() finishes is lost (wait_for returns the result): the loop checks this too.
+        self._stopping = False
         self.published = 0
         self.dropped = 0
         self._healthy = True
@@ -53,6 +56,7 @@ class SegmentPublisher:
 
     def start(self) -> None:
         if self._redis is not None and self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="segment-publisher")
 
     async def stop(self, drain_s: float = 1.0) -> None:
@@ -60,6 +64,7 @@ class SegmentPublisher:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), drain_s)
+        self._stopping = True
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -67,7 +72,7 @@ class SegmentPublisher:
 
     async def _run(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._stopping:
             batch = [await self._queue.get()]
             while len(batch) < MAX_PIPELINE and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
