@@ -169,6 +169,7 @@ class TapStream:
             last = await self._pool.run(self._decoder.finish)
         except Exception:
             log.exception("tap %s: final decoding failed", self.meta.tap)
+            self._utt_start = None  # that utterance is lost: not retried (and logged) every quiet period
             return
         if last is not None:
             self._publish(last)
