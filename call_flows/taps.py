@@ -263,7 +263,9 @@ class TapController:
                     self.stats.failed += 1
                     await self._hangup(party.tap)
                     self._by_tap.pop(party.tap, None)
-                    self._open_gap(party, GapReason.TAP_FAILED if alive else GapReason.RECOGNIZER_DOWN, now)
+                    # Nothing was heard since the tap was started, not just since we gave up on it.
+                    self._open_gap(party, GapReason.TAP_FAILED if alive else GapReason.RECOGNIZER_DOWN,
+                                   party.since)
                     self._retry_later(party, now)
             elif party.state == "streaming":
                 if not alive:
