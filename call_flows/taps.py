@@ -90,16 +90,21 @@ class TapController:
         self.parties: dict[tuple[str, str], PartyTap] = {}  # (call, channel) -> party
         self._by_tap: dict[str, PartyTap] = {}
         self._task: asyncio.Task[None] | None = None
+        # close() cancels the watch, but on Python 3.11 a cancel that lands as a Redis command
+        # finishes is lost (redis-py's asyncio.wait_for returns the result): the watch checks this too.
+        self._closing = False
         self.stats = TapStats()
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self._task is None:
+            self._closing = False
             self._task = asyncio.create_task(self._watch(), name="tap-watch")
 
     async def close(self) -> None:
         if self._task is not None:
+            self._closing = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -229,7 +234,7 @@ class TapController:
     # --- the watch -------------------------------------------------------------------------------
 
     async def _watch(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(WATCH_EVERY_S)
             try:
                 await self._check()
