@@ -4,11 +4,13 @@ All on the same synthesized speech (espeak-ng, Korean: the only model these mach
 and in the same run:
 
 1. **Real-time factor, raw vs pipeline.** Raw: Vosk decoding the audio directly in this process,
-   100 ms chunks, one thread. Pipeline: the transcriber process (``python -m transcription``) fed
-   the same audio over a loopback AudioSocket connection framed exactly as Asterisk frames it
-   (320-byte messages), as fast as the socket takes it; timed from the first byte sent to the last
-   final segment received on Redis pub/sub. This covers framing, the socket, the backlog, the pool
-   and publishing. RTF = processing time / audio length; overhead = pipeline / raw - 1.
+   one thread, in the half-second bites and without the partial results that a stream behind real
+   time uses (``transcription/stream.py``, catch-up). Pipeline: the transcriber process (``python
+   -m transcription``) fed the same audio over a loopback AudioSocket connection framed exactly as
+   Asterisk frames it (320-byte messages), as fast as the socket takes it (so it is behind real
+   time throughout); timed from the first byte sent to the last final segment received on Redis
+   pub/sub. This covers framing, the socket, the backlog, the pool and publishing. RTF =
+   processing time / audio length; overhead = pipeline / raw - 1. Rounds are interleaved.
 2. **Streams in real time.** N streams at once, each paced at 20 ms a frame (as a call sends),
    into the same process: the largest N whose audio is all decoded (nothing dropped) and whose
    last final arrives within 2 s of the end of its audio.
@@ -46,6 +48,7 @@ from hotline.settings import Settings
 from hotline.speech import silence, synthesize, write_speech_pcap
 from transcription.audiosocket import KIND_AUDIO, KIND_HANGUP, encode, id_message
 from transcription.recognizer import resolve_model_path
+from transcription.stream import CATCH_UP_CHUNK_S
 
 RESULTS = Path(__file__).resolve().parent / "results" / "transcribe.json"
 SENTENCES = ["안녕하세요 도로에 물이 새고 있어요. 빨리 와 주세요.", "감사합니다 바로 확인하겠습니다",
@@ -75,10 +78,11 @@ def raw_vosk(model: Any, pcm: bytes) -> dict[str, float]:
 
     rec = vosk.KaldiRecognizer(model, 8000.0)
     rec.SetWords(True)
+    bite = int(CATCH_UP_CHUNK_S * 16000)
     t0 = time.perf_counter()
-    for i in range(0, len(pcm), 1600):
-        if not rec.AcceptWaveform(pcm[i:i + 1600]):
-            rec.PartialResult()
+    for i in range(0, len(pcm), bite):
+        if rec.AcceptWaveform(pcm[i:i + bite]):
+            rec.Result()
     rec.FinalResult()
     took = time.perf_counter() - t0
     return {"seconds": took, "rtf": took / (len(pcm) / 16000)}
@@ -87,11 +91,12 @@ def raw_vosk(model: Any, pcm: bytes) -> dict[str, float]:
 class TranscriberProcess:
     """The real transcriber process, with a real Redis, on free ports."""
 
-    def __init__(self, state: Path, redis_url: str, backlog_ms: int) -> None:
+    def __init__(self, state: Path, redis_url: str, backlog_ms: int, max_streams: int = 0) -> None:
         from hotline.ports import free_port
 
         self.settings = Settings(state_dir=state, redis_url=redis_url, audiosocket_port=free_port(),
-                                 api_port=free_port(), transcribe_backlog_ms=backlog_ms)
+                                 api_port=free_port(), transcribe_backlog_ms=backlog_ms,
+                                 transcribe_max_streams=max_streams)
         ensure_secrets(self.settings.secrets_file, ())
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -162,7 +167,7 @@ async def pipeline_rtf(redis: Redis, port: int, pcm: bytes) -> dict[str, float]:
 
 async def capacity(redis_url: str, state: Path, pcm: bytes, max_streams: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    async with TranscriberProcess(state / "cap", redis_url, 2000) as tp:
+    async with TranscriberProcess(state / "cap", redis_url, 2000, max_streams=256) as tp:
         redis = Redis.from_url(redis_url)
         n = 1
         while n <= max_streams:

@@ -101,12 +101,15 @@ class StreamDecoder:
         self._partial = ""
         self.fed_s = 0.0
 
-    def accept(self, pcm: bytes) -> Utterance | None:
-        """Feed 8 kHz PCM; returns a final utterance, a changed partial, or None."""
+    def accept(self, pcm: bytes, partials: bool = True) -> Utterance | None:
+        """Feed 8 kHz PCM; returns a final utterance, a changed partial (unless ``partials`` is
+        False: a stream catching up skips them), or None."""
         self.fed_s += len(pcm) / 16000
         if self._rec.AcceptWaveform(pcm):
             self._partial = ""
             return _final(self._rec.Result())
+        if not partials:
+            return None
         partial = json.loads(self._rec.PartialResult()).get("partial", "")
         if partial and partial != self._partial:
             self._partial = partial

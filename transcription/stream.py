@@ -4,8 +4,9 @@ The socket reader calls :meth:`TapStream.feed` for every audio message; it never
 consumer task takes the audio in chunks of ``chunk_s`` and decodes each in the pool, one at a time
 per stream. When decoding falls behind (the pool is saturated or the recognizer is slow), the
 backlog stops at ``max_backlog_s``: the oldest audio is dropped and the transcript gets a gap
-segment (reason ``overload``) covering exactly what was lost. Memory per stream is therefore the
-backlog bound plus the recognizer's own state.
+segment (reason ``overload``) covering exactly what was lost. Before that, a stream more than
+``CATCH_UP_S`` behind decodes in bigger bites and skips partial results, which would be stale.
+Memory per stream is therefore the backlog bound plus the recognizer's own state.
 
 Times: Vosk reports word times in seconds of audio it was fed. Each chunk fed is anchored to the
 wall-clock time its audio was spoken, so a word's time maps back to the wall clock even after
@@ -32,6 +33,8 @@ from transcription.recognizer import DecoderPool, StreamDecoder, Utterance
 log = logging.getLogger(__name__)
 
 MAX_ANCHORS = 3000  # 5 minutes of 100 ms chunks: longer than any utterance Vosk keeps open
+CATCH_UP_S = 1.0        # this much audio waiting: the stream is behind real time ...
+CATCH_UP_CHUNK_S = 0.5  # ... and decodes in bigger bites, without partials (stale by then anyway)
 QUIET_S = 0.8  # no audio this long with an utterance open: the party stopped sending, finish it
 RESYNC_WINDOW_S = 2.0
 RESYNC_LAG_S = 0.5
@@ -67,6 +70,7 @@ class TapStream:
         self._clock = clock
         self._max_backlog = int(max_backlog_s * BYTES_PER_SECOND)
         self._chunk = max(320, int(chunk_s * BYTES_PER_SECOND) // 2 * 2)
+        self._catch_up = max(self._chunk, int(CATCH_UP_CHUNK_S * BYTES_PER_SECOND) // 2 * 2)
         self._buf: collections.deque[tuple[float, bytes]] = collections.deque()  # (spoken at, pcm)
         self._buffered = 0
         self._anchors: collections.deque[tuple[float, float]] = collections.deque(maxlen=MAX_ANCHORS)
@@ -148,12 +152,13 @@ class TapStream:
                     await asyncio.wait_for(self._data.wait(), self._chunk / BYTES_PER_SECOND)
                 except TimeoutError:
                     pass
-            spoken_at, pcm = self._take()
+            behind = self._buffered > CATCH_UP_S * BYTES_PER_SECOND
+            spoken_at, pcm = self._take(self._catch_up if behind else self._chunk)
             self._report_drop()
             self._anchors.append((self._decoder.fed_s, spoken_at))
             t0 = time.perf_counter()
             try:
-                utt = await self._pool.run(self._decoder.accept, pcm)
+                utt = await self._pool.run(self._decoder.accept, pcm, not behind)
             except Exception:  # a recognizer error loses this chunk, never the stream or the call
                 log.exception("tap %s: decoding failed", self.meta.tap)
                 continue
@@ -180,11 +185,11 @@ class TapStream:
         self._closed = True
         self._data.set()
 
-    def _take(self) -> tuple[float, bytes]:
+    def _take(self, want: int) -> tuple[float, bytes]:
         spoken_at = self._buf[0][0]
         parts: list[bytes] = []
         size = 0
-        while self._buf and size < self._chunk:
+        while self._buf and size < want:
             _, pcm = self._buf.popleft()
             parts.append(pcm)
             size += len(pcm)

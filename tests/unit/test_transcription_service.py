@@ -45,7 +45,7 @@ class Decoder:
         self.said = 0
         self.finished = False
 
-    def accept(self, pcm: bytes) -> Utterance | None:
+    def accept(self, pcm: bytes, partials: bool = True) -> Utterance | None:
         self.fed_s += len(pcm) / 16000
         if self.said == 0:
             self.said = 1

@@ -45,7 +45,7 @@ class ScriptedDecoder:
         self.gate.set()
         self.entered = threading.Event()
 
-    def accept(self, pcm: bytes) -> Utterance | None:
+    def accept(self, pcm: bytes, partials: bool = True) -> Utterance | None:
         self.entered.set()
         if not self.gate.wait(10):
             raise RuntimeError("decoder gate never opened")
@@ -86,6 +86,12 @@ async def pool() -> AsyncIterator[DecoderPool]:
     p = DecoderPool(1)
     yield p
     p.close()
+
+
+@pytest.fixture
+def no_catch_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk 100 ms, however far behind: for the tests of where each chunk's audio belongs."""
+    monkeypatch.setattr(stream_module, "CATCH_UP_S", 1e9)
 
 
 def make_stream(decoder: ScriptedDecoder, pool: DecoderPool, clock: Clock,
@@ -173,7 +179,8 @@ async def test_each_stall_is_its_own_gap(pool) -> None:
 
 
 @pytest.mark.parametrize("stall_s", [1.0, 2.5])  # shorter and longer than the resync window
-async def test_a_burst_after_a_stall_keeps_the_time_the_audio_was_spoken(pool, stall_s: float) -> None:
+async def test_a_burst_after_a_stall_keeps_the_time_the_audio_was_spoken(pool, no_catch_up,
+                                                                        stall_s: float) -> None:
     clock = Clock()
     dec = ScriptedDecoder(partial_each_chunk)
     stream, segs = make_stream(dec, pool, clock, max_backlog_s=5.0)
@@ -189,7 +196,7 @@ async def test_a_burst_after_a_stall_keeps_the_time_the_audio_was_spoken(pool, s
     assert stream.stats.dropped_s == 0
 
 
-async def test_steady_upstream_loss_moves_the_sample_clock_forward(pool) -> None:
+async def test_steady_upstream_loss_moves_the_sample_clock_forward(pool, no_catch_up) -> None:
     clock = Clock()
     dec = ScriptedDecoder(partial_each_chunk)
     stream, segs = make_stream(dec, pool, clock, max_backlog_s=10.0)
@@ -206,7 +213,7 @@ async def test_steady_upstream_loss_moves_the_sample_clock_forward(pool) -> None
     assert sorted(steps)[:-1] == pytest.approx([0.1] * 38, abs=1e-3)
 
 
-async def test_late_audio_for_a_moment_does_not_move_the_clock(pool) -> None:
+async def test_late_audio_for_a_moment_does_not_move_the_clock(pool, no_catch_up) -> None:
     clock = Clock()
     dec = ScriptedDecoder(partial_each_chunk)
     stream, segs = make_stream(dec, pool, clock, max_backlog_s=10.0)
@@ -380,3 +387,24 @@ async def test_a_failing_finish_on_a_quiet_stream_is_not_retried_over_and_over(
     assert len(calls) == 1, "the utterance is lost once, not retried (and logged) every quiet period"
     await drain(stream, task)
     assert [s.kind for s in segs] == [SegmentKind.PARTIAL]
+
+
+async def test_a_stream_behind_real_time_catches_up_in_bigger_bites_without_partials(pool) -> None:
+    clock = Clock()
+    seen: list[tuple[int, bool]] = []
+
+    class Recording(ScriptedDecoder):
+        def accept(self, pcm: bytes, partials: bool = True) -> Utterance | None:
+            seen.append((len(pcm), partials))
+            return super().accept(pcm, partials)
+
+    dec = Recording(partial_each_chunk)
+    stream, segs = make_stream(dec, pool, clock, max_backlog_s=10.0)
+    feed(stream, clock, range(150))  # 3 s arrive before decoding starts: 2 s beyond the catch-up mark
+    await drain(stream)
+    bite = int(stream_module.CATCH_UP_CHUNK_S * 16000)
+    behind = [n for n, partials in seen if not partials]
+    assert behind and set(behind) == {bite}, "behind: half-second bites, no partials asked for"
+    assert seen[-1][1], "caught up: 100 ms chunks with partials again"
+    assert sum(n for n, _ in seen) == 150 * 320, "nothing skipped: all the audio decoded"
+    assert stream.stats.dropped_s == 0
