@@ -149,7 +149,9 @@ class Transcriber:
         except (ProtocolError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
             log.info("stream %s ended: %s", tap_id, type(exc).__name__)
         except asyncio.CancelledError:
-            raise
+            if not self._closing:
+                raise
+            # stop(): end quietly (asyncio's server callback would log a cancelled handler as an error)
         except Exception:
             log.exception("stream %s failed", tap_id)
         finally:
