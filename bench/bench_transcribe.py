@@ -137,27 +137,24 @@ async def stream(redis: Redis, port: int, pcm: bytes, *, paced: bool) -> dict[st
     writer.write(encode(KIND_HANGUP))
     await writer.drain()
     sent = time.perf_counter()
-    finals = dropped = 0
-    last_final = sent
-    while True:  # the stream is done when the transcriber closes it, after its last final
-        msg = await sub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-        if msg is not None:
-            seg = json.loads(msg["data"])
-            if seg["kind"] == "final":
-                finals += 1
-                last_final = time.perf_counter()
-            elif seg["kind"] == "gap":
-                dropped += 1
-        elif reader.at_eof() or (time.perf_counter() - last_final > 3 and time.perf_counter() - sent > 3):
-            break
-        if not reader.at_eof():
-            try:
-                await asyncio.wait_for(reader.read(65536), 0.01)
-            except TimeoutError:
-                pass
+    # The transcriber closes the stream once it has decoded everything and published the last final.
+    while await reader.read(65536):
+        pass
+    done = time.perf_counter()
     writer.close()
+    finals = gaps = 0
+    quiet_until = time.perf_counter() + 0.5
+    while time.perf_counter() < quiet_until:  # what is still on its way (None: the subscribe answer)
+        msg = await sub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if msg is not None:
+            kind = json.loads(msg["data"])["kind"]
+            finals += kind == "final"
+            gaps += kind == "gap"
+            quiet_until = time.perf_counter() + 0.5
     await sub.aclose()
-    return {"elapsed": last_final - t0, "after_audio": last_final - sent, "finals": finals, "gaps": dropped}
+    if not finals:
+        raise RuntimeError(f"stream {tap}: no final segment came out")
+    return {"elapsed": done - t0, "after_audio": done - sent, "finals": finals, "gaps": gaps}
 
 
 async def pipeline_rtf(redis: Redis, port: int, pcm: bytes) -> dict[str, float]:
