@@ -159,12 +159,16 @@ class TapController:
             return False
 
     async def _full(self) -> bool:
-        """The transcriber says it hears as many streams as it may (its heartbeat carries both)."""
+        """As many taps are starting or streaming as the transcriber may hear (its heartbeat says
+        how many; counted here, as a burst of answers comes faster than its heartbeat)."""
         try:
             info = json.loads(await self._redis.get(redis_keys.TRANSCRIBER_ALIVE) or b"{}")
-            return int(info.get("streams", 0)) >= int(info.get("max", 1 << 30))
+            limit = int(info.get("max", 1 << 30))
+            reported = int(info.get("streams", 0))
         except Exception:  # noqa: BLE001 - cannot tell: try, the transcriber refuses if it must
             return False
+        active = sum(1 for p in self.parties.values() if p.state in ("starting", "streaming"))
+        return max(active, reported) >= limit
 
     async def _start(self, party: PartyTap) -> None:
         now = self._clock()

@@ -333,6 +333,16 @@ async def test_at_capacity_no_tap_but_an_overload_gap(t: Taps) -> None:
     assert t.gaps() == [("overload", 0.0, 5.5)]
 
 
+async def test_a_burst_of_answers_is_held_to_the_limit_before_the_heartbeat_catches_up(t: Taps) -> None:
+    await t.heartbeat(streams=0, max_streams=3)  # the heartbeat has not seen any of these yet
+    await t.answered(seat="1201")                # caller + seat: two taps
+    await t.answered(seat="1202", call="1760000000.999999", caller_channel="PJSIP/trunk-00000009",
+                     channel="PJSIP/1202-00000010")
+    assert len(t.taps()) == 3, "the third tap reaches the limit; the fourth party waits"
+    waiting = [p for p in t.controller.parties.values() if p.gap is not None]
+    assert [(p.speaker.value, p.gap[1].value) for p in waiting if p.gap] == [("operator_12345", "overload")]
+
+
 @pytest.mark.parametrize("failure", ["refused", "not-connected"])
 async def test_a_tap_asterisk_will_not_start_is_a_gap_and_retried(redis: Redis, failure: str) -> None:
     t = controller(redis, connected=failure != "not-connected")
