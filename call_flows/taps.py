@@ -93,6 +93,7 @@ class TapController:
         # close() cancels the watch, but on Python 3.11 a cancel that lands as a Redis command
         # finishes is lost (redis-py's asyncio.wait_for returns the result): the watch checks this too.
         self._closing = False
+        self._limit: int | None = None  # the transcriber's stream limit, from its last heartbeat read
         self.stats = TapStats()
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -158,6 +159,12 @@ class TapController:
         except Exception:  # noqa: BLE001 - no Redis: no taps either (the transcriber needs it too)
             return False
 
+    def _at_limit(self) -> bool:
+        return self._limit is not None and self._active() >= self._limit
+
+    def _active(self) -> int:
+        return sum(1 for p in self.parties.values() if p.state in ("starting", "streaming"))
+
     async def _full(self) -> bool:
         """As many taps are starting or streaming as the transcriber may hear (its heartbeat says
         how many; counted here, as a burst of answers comes faster than its heartbeat)."""
@@ -167,8 +174,8 @@ class TapController:
             reported = int(info.get("streams", 0))
         except Exception:  # noqa: BLE001 - cannot tell: try, the transcriber refuses if it must
             return False
-        active = sum(1 for p in self.parties.values() if p.state in ("starting", "streaming"))
-        return max(active, reported) >= limit
+        self._limit = limit
+        return max(self._active(), reported) >= limit
 
     async def _start(self, party: PartyTap) -> None:
         now = self._clock()
@@ -293,6 +300,9 @@ class TapController:
             elif party.state == "down" and not alive:
                 self._open_gap(party, GapReason.RECOGNIZER_DOWN, now)  # or say why the gap goes on
             elif party.state == "down" and now >= party.next_try:
+                if party.gap is not None and party.gap[1] is GapReason.OVERLOAD and self._at_limit():
+                    party.next_try = now + 1.0  # still full (counted here, no Redis round trip)
+                    continue
                 await self._start(party)
 
     async def _tap_state(self, tap: str) -> str:
