@@ -346,3 +346,52 @@ async def test_work_order_fills_itself_from_the_callers_words(stack: Stack, seat
     types = [e["type"] for e in c["timeline"]]
     assert "alert" in types and "work_order" in types
     assert c["context"]["work_order"]["ticket"] == last["ticket"]
+
+
+async def test_a_life_threat_heard_at_12345_starts_the_three_way_with_110_at_once(
+        stack: Stack, seats: dict, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``[transcription] auto_handover_110`` on: the caller's words carry a life threat, and
+    110 joins the call without anyone pressing a key; the work order lists who it is dispatched to."""
+    import dataclasses
+
+    from app import keys
+    from hotline.contracts import Segment, SegmentKind, Speaker
+    from hotline.sink import transcript_sink
+    from transcription.publisher import SegmentPublisher
+
+    assert stack.secrets is not None and stack._runner is not None
+    alerts = stack._runner.app[keys.WORK_ORDER_CREATOR].alerts
+    monkeypatch.setattr(alerts, "site", dataclasses.replace(alerts.site, auto_handover_110=True))
+    caller = new_caller()
+    run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=12000,
+                     local_ip=stack.site.trunk_hosts[0])
+    lid = (await api.call_of(caller, until="answered_at"))["linkedid"]
+    sink = transcript_sink(stack.settings, stack.secrets.token_for("service"))
+    await sink.start()
+    publisher = SegmentPublisher(stack.redis, sink)
+    publisher.start()
+    t = time.time()
+    try:
+        publisher.emit(Segment(call=lid, tap="test-danger-tap", seq=0, speaker=Speaker.CALLER,
+                               kind=SegmentKind.FINAL, start=t, end=t + 2, text="有人拿着刀在砍人，快来人啊",
+                               confidence=0.9))
+        deadline = time.monotonic() + 20
+        c: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            c = await api.get(f"/api/calls/{lid}")
+            if any(e["type"] == "conference_joined" and e["data"].get("platform") == "110"
+                   for e in c["timeline"]):
+                break
+            await asyncio.sleep(0.3)
+        else:
+            raise AssertionError(f"110 never joined: {[e['type'] for e in c['timeline']]}")
+        assert await asyncio.to_thread(run.wait, 40) == 0, f"the caller was never dropped: {run.errors()}"
+    finally:
+        await publisher.stop()
+        await sink.aclose()
+    wo = await api.get(f"/api/calls/{lid}/work-order")
+    assert wo["life_threat"] and wo["alert"]["auto_handover"]["status"] == "started", wo["alert"]
+    assert "110" in {d.get("to") for d in wo["dispatch"]}, wo["dispatch"]
+    c = await api.call_of(caller)
+    assert [e["type"] for e in c["timeline"]].index("alert") < [e["type"] for e in c["timeline"]].index(
+        "conference_joined"), "the alert first, then the bridge"
