@@ -100,7 +100,7 @@ class TapStream:
         self._buf.append((spoken, pcm))
         self._buffered += len(pcm)
         self.stats.received_s += seconds
-        while self._buffered > self._max_backlog:
+        while self._buffered > self._max_backlog and len(self._buf) > 1:  # keep the newest message
             spoken, old = self._buf.popleft()
             self._buffered -= len(old)
             lost = len(old) / BYTES_PER_SECOND
@@ -154,7 +154,9 @@ class TapStream:
                     pass
             behind = self._buffered > CATCH_UP_S * BYTES_PER_SECOND
             spoken_at, pcm = self._take(self._catch_up if behind else self._chunk)
-            self._report_drop()
+            if self._report_drop():
+                # The words before the hole end their utterance: no final spans audio we never heard.
+                await self._finish_utterance()
             self._anchors.append((self._decoder.fed_s, spoken_at))
             t0 = time.perf_counter()
             try:
@@ -232,12 +234,13 @@ class TapStream:
         self.stats.finals += 1
         self._emit(self._next(SegmentKind.FINAL, start, end, utt.text, utt.confidence))
 
-    def _report_drop(self) -> None:
+    def _report_drop(self) -> bool:
         if self._dropped is None:
-            return
+            return False
         start, end = self._dropped
         self._dropped = None
         self.stats.gaps += 1
         log.warning("tap %s (%s of %s): decoding fell behind, %.1f s of audio dropped",
                     self.meta.tap, self.meta.speaker.value, self.meta.call, end - start)
         self._emit(self._next(SegmentKind.GAP, start, end, GapReason.OVERLOAD.value))
+        return True

@@ -41,6 +41,7 @@ class ScriptedDecoder:
         self.fed_s = 0.0
         self.chunks: list[bytes] = []
         self.finishes = 0
+        self.finish_at: list[int] = []  # how many chunks had been fed at each finish()
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Event()
@@ -55,6 +56,7 @@ class ScriptedDecoder:
 
     def finish(self) -> Utterance | None:
         self.finishes += 1
+        self.finish_at.append(len(self.chunks))
         last, self.last = self.last, None
         return last
 
@@ -157,6 +159,8 @@ async def test_backlog_stops_at_its_bound_and_the_dropped_audio_is_one_overload_
     assert stream.stats.gaps == 1
     assert stream.stats.received_s == pytest.approx(2.1)
     assert stream.stats.decoded_s == pytest.approx(1.1)
+    assert dec.finishes == 2, "the utterance before the hole was finished there (and once at the end)"
+    assert dec.finish_at == [1, 11], "before any audio after the hole was fed"
 
 
 async def test_each_stall_is_its_own_gap(pool) -> None:
