@@ -36,6 +36,7 @@ MAX_ANCHORS = 3000  # 5 minutes of 100 ms chunks: longer than any utterance Vosk
 CATCH_UP_S = 1.0        # this much audio waiting: the stream is behind real time ...
 CATCH_UP_CHUNK_S = 0.5  # ... and decodes in bigger bites, without partials (stale by then anyway)
 QUIET_S = 0.8  # no audio this long with an utterance open: the party stopped sending, finish it
+WORD_FRAME_S = 0.06  # two of Vosk's 30 ms frames: how far a word time may fall short of its audio
 RESYNC_WINDOW_S = 2.0
 RESYNC_LAG_S = 0.5
 
@@ -201,12 +202,22 @@ class TapStream:
     # --- output ---------------------------------------------------------------------------------
 
     def _wall(self, offset: float) -> float:
-        """Wall-clock time of ``offset`` seconds of fed audio."""
-        best = self._anchors[0] if self._anchors else (0.0, self._clock())
-        for anchor in reversed(self._anchors):
-            if anchor[0] <= offset:
-                best = anchor
+        """Wall-clock time of ``offset`` seconds of fed audio.
+
+        Vosk's word times are whole 30 ms frames, so a word that begins with the audio after a hole
+        can come back a hair before that audio's anchor: it is placed after the hole, not in it."""
+        if not self._anchors:
+            return self._clock()
+        best, after = self._anchors[0], None
+        for n in range(len(self._anchors) - 1, -1, -1):
+            if self._anchors[n][0] <= offset:
+                best = self._anchors[n]
+                after = self._anchors[n + 1] if n + 1 < len(self._anchors) else None
                 break
+        if after is not None and after[0] - offset < WORD_FRAME_S:
+            hole = (after[1] - best[1]) - (after[0] - best[0])
+            if hole > WORD_FRAME_S:
+                return after[1]
         return best[1] + (offset - best[0])
 
     def _next(self, kind: SegmentKind, start: float, end: float, text: str,

@@ -412,3 +412,14 @@ async def test_a_stream_behind_real_time_catches_up_in_bigger_bites_without_part
     assert seen[-1][1], "caught up: 100 ms chunks with partials again"
     assert sum(n for n, _ in seen) == 150 * 320, "nothing skipped: all the audio decoded"
     assert stream.stats.dropped_s == 0
+
+
+async def test_a_word_a_frame_short_of_the_audio_after_a_hole_is_placed_after_the_hole(pool) -> None:
+    stream, _ = make_stream(ScriptedDecoder(), pool, Clock())
+    stream._anchors.extend([(0.0, T0), (0.5, T0 + 0.5), (1.0, T0 + 4.0)])  # 2.5 s dropped after 1.0 s
+    assert stream._wall(0.9) == pytest.approx(T0 + 0.9), "before the hole: where it was spoken"
+    assert stream._wall(0.99) == pytest.approx(T0 + 4.0), "Vosk's 30 ms frames: after the hole"
+    assert stream._wall(1.2) == pytest.approx(T0 + 4.2)
+    stream._anchors.clear()
+    stream._anchors.extend([(0.0, T0), (0.5, T0 + 0.5), (1.0, T0 + 1.0)])  # no hole
+    assert stream._wall(0.99) == pytest.approx(T0 + 0.99), "no hole: nothing to snap to"
