@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pcap_check import read_udp_frames
 
 from hotline.rtp_dtmf import DST_PORT, pcap_length_ms, write_dtmf_pcap
 from hotline.sipp import seat_scenario
@@ -32,45 +33,19 @@ class Packet:
     duration: int
 
 
-def _sum16(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
 def read_pcap(path: Path) -> list[Packet]:
-    data = path.read_bytes()
-    magic, major, minor, _tz, _sig, snaplen, linktype = struct.unpack_from("<IHHiIII", data)
-    assert (magic, major, minor, linktype) == (0xA1B2C3D4, 2, 4, 1)  # classic pcap, Ethernet
-    assert snaplen >= 65535
-    off, out = 24, []
-    while off < len(data):
-        sec, usec, incl, orig = struct.unpack_from("<IIII", data, off)
-        off += 16
-        frame = data[off:off + incl]
-        off += incl
-        assert incl == orig == len(frame), "no truncated packets (SIPp refuses them)"
-        assert struct.unpack_from("!H", frame, 12)[0] == 0x0800
-        ip = frame[14:34]
-        vihl, _tos, total, _id, _frag, _ttl, proto, _sum = struct.unpack_from("!BBHHHBBH", ip)
-        assert vihl == 0x45 and proto == 17 and total == len(frame) - 14
-        assert _sum16(ip) == 0xFFFF, "IPv4 header checksum"
-        udp = frame[34:]
-        sport, dport, ulen, _usum = struct.unpack_from("!HHHH", udp)
-        assert ulen == len(udp), "SIPp takes the payload length from the UDP header"
-        assert _sum16(ip[12:20] + struct.pack("!BBH", 0, 17, ulen) + udp) == 0xFFFF, "UDP checksum"
+    out = []
+    for at_us, ip, udp in read_udp_frames(path):
+        sport, dport = struct.unpack_from("!HH", udp)
         rtp = udp[8:]
         assert len(rtp) == 16  # 12-byte RTP header, 4-byte event
         b0, b1, seq, ts, ssrc = struct.unpack_from("!BBHII", rtp)
         event, flags, duration = struct.unpack_from("!BBH", rtp, 12)
         assert b0 == 0x80  # version 2, no padding, extension or CSRCs
         assert flags & 0x40 == 0  # the reserved bit
-        out.append(Packet(sec * 1_000_000 + usec, ".".join(map(str, ip[12:16])),
-                          ".".join(map(str, ip[16:20])), sport, dport, bool(b1 & 0x80), b1 & 0x7F, seq,
-                          ts, ssrc, event, bool(flags & 0x80), flags & 0x3F, duration))
+        out.append(Packet(at_us, ".".join(map(str, ip[12:16])), ".".join(map(str, ip[16:20])), sport, dport,
+                          bool(b1 & 0x80), b1 & 0x7F, seq, ts, ssrc, event, bool(flags & 0x80), flags & 0x3F,
+                          duration))
     return out
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pcap_check import read_udp_frames
 
 from hotline import speech
 from hotline.contracts import SEGMENT_TEXT_MAX, Segment, SegmentKind, Speaker
@@ -67,34 +68,13 @@ def test_silence_is_zero_samples() -> None:
 # --- the RTP pcap SIPp plays ------------------------------------------------------------------------
 
 
-def _sum16(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
 def read_rtp_pcap(path: Path) -> list[dict[str, Any]]:
     """Read a classic libpcap file of Ethernet/IPv4/UDP/RTP frames back, checking its framing."""
-    data = path.read_bytes()
-    magic, major, minor, _tz, _sig, snaplen, linktype = struct.unpack_from("<IHHiIII", data)
-    assert (magic, major, minor, linktype) == (0xA1B2C3D4, 2, 4, 1) and snaplen >= 65535
-    off, out = 24, []
-    while off < len(data):
-        sec, usec, incl, orig = struct.unpack_from("<IIII", data, off)
-        frame = data[off + 16:off + 16 + incl]
-        off += 16 + incl
-        assert incl == orig == len(frame)
-        ip, udp = frame[14:34], frame[34:]
-        assert struct.unpack_from("!H", frame, 12)[0] == 0x0800 and ip[9] == 17
-        assert _sum16(ip) == 0xFFFF, "IPv4 header checksum"
-        assert struct.unpack_from("!H", udp, 4)[0] == len(udp)
-        assert _sum16(ip[12:20] + struct.pack("!BBH", 0, 17, len(udp)) + udp) == 0xFFFF, "UDP checksum"
+    out = []
+    for at_us, _ip, udp in read_udp_frames(path):
         b0, b1, seq, ts, ssrc = struct.unpack_from("!BBHII", udp, 8)
-        out.append({"at_us": sec * 1_000_000 + usec, "v": b0 >> 6, "marker": bool(b1 & 0x80),
-                    "pt": b1 & 0x7F, "seq": seq, "ts": ts, "ssrc": ssrc, "payload": udp[20:]})
+        out.append({"at_us": at_us, "v": b0 >> 6, "marker": bool(b1 & 0x80), "pt": b1 & 0x7F, "seq": seq,
+                    "ts": ts, "ssrc": ssrc, "payload": udp[20:]})
     return out
 
 
