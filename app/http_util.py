@@ -8,8 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from app.errors import BodyTooLarge, MalformedJson, UnsupportedMediaType
+from app.errors import BodyTooLarge, MalformedJson, UnknownCall, UnsupportedMediaType
 from app.validation import Problem, fail
+from hotline.contracts import LINKEDID_RE
 
 MAX_BODY = 1024 * 1024
 
@@ -31,6 +32,14 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(raw, parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:
         raise MalformedJson(details={"reason": str(exc)[:200]}) from None
+
+
+def call_id(request: web.Request) -> str:
+    """The ``{linkedid}`` of the URL; a malformed one is an unknown call (404), never a lookup."""
+    linkedid = request.match_info["linkedid"]
+    if not LINKEDID_RE.match(linkedid):
+        raise UnknownCall(details={"linkedid": linkedid[:64]})
+    return linkedid
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -7,19 +7,11 @@ from aiohttp import web
 from app import keys
 from app.auth import ADMIN, OPERATOR, READERS, SERVICE, SUPERVISOR, requires
 from app.calls.services import CallFilter
-from app.errors import UnknownCall
-from app.http_util import check_query, json_response, parse_int, parse_time, read_json
+from app.http_util import call_id, check_query, json_response, parse_int, parse_time, read_json
 from app.validation import Problem, fail, parse_events, parse_outcome
-from hotline.contracts import LINKEDID_RE, Outcome, Service
+from hotline.contracts import Outcome, Service
 
 MAX_LIMIT = 500
-
-
-def _linkedid(request: web.Request) -> str:
-    linkedid = request.match_info["linkedid"]
-    if not LINKEDID_RE.match(linkedid):
-        raise UnknownCall(details={"linkedid": linkedid[:64]})
-    return linkedid
 
 
 @requires(SERVICE)
@@ -31,7 +23,7 @@ async def post_events(request: web.Request) -> web.Response:
 
 @requires(SERVICE, OPERATOR, SUPERVISOR, ADMIN)
 async def put_outcome(request: web.Request) -> web.Response:
-    linkedid = _linkedid(request)
+    linkedid = call_id(request)
     req = parse_outcome(await read_json(request))
     call = await request.app[keys.CALLS].set_outcome(linkedid, req, request[keys.PRINCIPAL])
     if req.outcome is Outcome.HARASSMENT:
@@ -41,7 +33,7 @@ async def put_outcome(request: web.Request) -> web.Response:
 
 @requires(*READERS)
 async def get_call(request: web.Request) -> web.Response:
-    call = await request.app[keys.CALLS].get_call(_linkedid(request), request[keys.PRINCIPAL])
+    call = await request.app[keys.CALLS].get_call(call_id(request), request[keys.PRINCIPAL])
     return json_response(call)
 
 

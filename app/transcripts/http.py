@@ -11,9 +11,9 @@ from aiohttp import web
 from app import keys
 from app.auth import READERS, SERVICE, requires
 from app.errors import InvalidSegment, PartialNotStored, UnknownCall, WorkOrderNotUpdated
-from app.http_util import check_query, json_response, read_json
+from app.http_util import call_id, check_query, json_response, read_json
 from app.validation import MAX_BATCH, Problem, fail
-from hotline.contracts import LINKEDID_RE, GapReason, Segment, SegmentKind
+from hotline.contracts import GapReason, Segment, SegmentKind
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,7 @@ async def post_transcripts(request: web.Request) -> web.Response:
 
 @requires(*READERS)
 async def get_transcript(request: web.Request) -> web.Response:
-    linkedid = request.match_info["linkedid"]
-    if not LINKEDID_RE.match(linkedid):
-        raise UnknownCall(details={"linkedid": linkedid[:64]})
+    linkedid = call_id(request)
     check_query(request, set())
     transcript = await request.app[keys.TRANSCRIPTS].transcript(linkedid)
     calls = request.app[keys.CALLS]

@@ -25,11 +25,10 @@ from redis.exceptions import RedisError
 
 from app import keys
 from app.auth import ADMIN, QUERY_TOKEN_PARAM, READERS, SUPERVISOR, query_token, requires
-from app.errors import ApiError, UnknownCall
-from app.http_util import check_query
+from app.errors import ApiError
+from app.http_util import call_id, check_query
 from app.redis_link import RedisDown, close_pubsub
 from app.transcripts.sockets import LiveSockets
-from hotline.contracts import LINKEDID_RE
 from hotline.redis_keys import TRANSCRIPTS_CHANNEL, transcript_channel
 
 log = logging.getLogger(__name__)
@@ -50,9 +49,7 @@ def _reason(text: str) -> bytes:
 @query_token
 @requires(*READERS)
 async def call_live(request: web.Request) -> web.StreamResponse:
-    linkedid = request.match_info["linkedid"]
-    if not LINKEDID_RE.match(linkedid):
-        raise UnknownCall(details={"linkedid": linkedid[:64]})
+    linkedid = call_id(request)
     check_query(request, {QUERY_TOKEN_PARAM})
     app = request.app
 

@@ -8,13 +8,13 @@ from aiohttp import web
 
 from app import keys
 from app.auth import ADMIN, OPERATOR, READERS, SUPERVISOR, requires
-from app.errors import UnknownCall, WorkOrderNotFound
-from app.http_util import check_query, json_response, parse_int, read_json
+from app.errors import WorkOrderNotFound
+from app.http_util import call_id, check_query, json_response, parse_int, read_json
 from app.validation import Problem, fail
 from app.work_orders import corrections
 from app.work_orders.services import CorrectionFilter, WorkOrderFilter
 from app.work_orders.store import STATUSES
-from hotline.contracts import LINKEDID_RE, Service
+from hotline.contracts import Service
 
 MAX_LIMIT = 500
 TICKET_RE = re.compile(r"^[0-9A-Za-z-]{1,32}$")
@@ -22,9 +22,7 @@ TICKET_RE = re.compile(r"^[0-9A-Za-z-]{1,32}$")
 
 @requires(*READERS)
 async def get_call_work_order(request: web.Request) -> web.Response:
-    linkedid = request.match_info["linkedid"]
-    if not LINKEDID_RE.match(linkedid):
-        raise UnknownCall(details={"linkedid": linkedid[:64]})
+    linkedid = call_id(request)
     check_query(request, set())
     return json_response(await request.app[keys.WORK_ORDERS].get(linkedid, request[keys.PRINCIPAL]))
 
