@@ -1,6 +1,6 @@
 """Intake over FastAGI versus the same handler as classic AGI (pyst2, one process per call).
 
-Both are driven by the fake Asterisk in ``agi.fake_asterisk``: TCP for FastAGI, the stdin/stdout pipes
+Both are driven by the fake Asterisk in ``agents.fake_asterisk``: TCP for FastAGI, the stdin/stdout pipes
 of a freshly spawned ``python -m agi.classic`` for classic AGI. Both use real Redis and post their
 arrival event to a throwaway local HTTP endpoint standing in for the API. A call's latency is what
 Asterisk waits: from connect (or spawn) until the session is closed (and the process has exited).
@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
-from agi.fake_asterisk import call_env, classic_call, fastagi_call
+from agents.fake_asterisk import call_env, classic_call, fastagi_call
 from agi.intake import IntakeDecision, IntakeRequest, IntakeService
 from agi.server import start_agi_server
 from hotline import redis_keys

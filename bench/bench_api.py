@@ -32,9 +32,9 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.factory import create_app  # noqa: E402
-from hotline.redis_server import RedisServer  # noqa: E402
 from hotline.secrets import API_ROLES, Secrets  # noqa: E402
 from hotline.settings import Settings  # noqa: E402
+from operations.redis_server import RedisServer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "api.json"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -32,11 +32,11 @@ from typing import Any
 
 import aiohttp
 
+from agents.sipp import SeatBank, place_call
 from agi.stats import SessionStats
 from hotline import redis_keys
 from hotline.settings import Settings
-from hotline.sipp import SeatBank, place_call
-from hotline.stack import Stack
+from operations.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results" / "capacity.json"
 

@@ -41,11 +41,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from agents.speech import silence, synthesize, write_speech_pcap
 from hotline import redis_keys
-from hotline.redis_server import RedisServer
 from hotline.secrets import ensure_secrets
 from hotline.settings import Settings
-from hotline.speech import silence, synthesize, write_speech_pcap
+from operations.redis_server import RedisServer
 from transcription.audiosocket import KIND_AUDIO, KIND_HANGUP, encode, id_message
 from transcription.recognizer import resolve_model_path
 from transcription.stream import CATCH_UP_CHUNK_S
@@ -92,7 +92,7 @@ class TranscriberProcess:
     """The real transcriber process, with a real Redis, on free ports."""
 
     def __init__(self, state: Path, redis_url: str, backlog_ms: int, max_streams: int = 0) -> None:
-        from hotline.ports import free_port
+        from operations.ports import free_port
 
         self.settings = Settings(state_dir=state, redis_url=redis_url, audiosocket_port=free_port(),
                                  api_port=free_port(), transcribe_backlog_ms=backlog_ms,
@@ -186,12 +186,12 @@ async def capacity(redis_url: str, state: Path, pcm: bytes, max_streams: int) ->
 async def partial_latency(calls: int) -> dict[str, Any]:
     import aiohttp
 
+    from agents.sipp import Seat, place_call
     from hotline.contracts import Service
-    from hotline.sipp import Seat, place_call
 
     env = Settings.from_env()
     state = Path(tempfile.mkdtemp(prefix="bench-transcribe-"))
-    from hotline.stack import Stack
+    from operations.stack import Stack
 
     stack = Stack.for_tests(Settings(state_dir=state, site_file=env.site_file, conf_dir=env.conf_dir,
                                      asterisk_rootfs=env.asterisk_rootfs),

@@ -31,10 +31,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from agents.sipp import Seat, place_call
 from hotline.contracts import Service
 from hotline.settings import Settings
-from hotline.sipp import Seat, place_call
-from hotline.stack import Stack
+from operations.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results" / "transfer.json"
 

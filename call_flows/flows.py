@@ -22,13 +22,13 @@ from hotline.names import (
     CTX_CONF_INVITE,
     CTX_SUPERVISORS,
     CTX_TRANSFER,
+    LINKAGE_QUEUE,
     QUEUE_BY_SERVICE,
     VAR_CONF,
     VAR_CONF_PROFILE,
     VAR_LINKEDID,
     VAR_TICKET,
 )
-from hotline.render import LINKAGE_QUEUE
 from hotline.site import Site
 
 log = logging.getLogger(__name__)

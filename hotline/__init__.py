@@ -1,1 +1,2 @@
-"""Hotline: the 12345 / 110 linkage contact-center backend (shared core: settings, contracts, CLI)."""
+"""Hotline core: contracts, names shared with the dialplan, settings, site, secrets, Redis keys,
+pub/sub and the event sink. It imports nothing of ours above it (import-linter checks)."""

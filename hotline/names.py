@@ -39,6 +39,8 @@ CTX_TAP = "hotline-tap"                # media tap: one party's voice -> AudioSo
 # --- Queues ---------------------------------------------------------------------------------------
 QUEUE_BY_SERVICE = {Service.HOTLINE_12345: "hotline-12345", Service.POLICE_110: "police-110"}
 SERVICE_BY_QUEUE = {q: s for s, q in QUEUE_BY_SERVICE.items()}
+# Dedicated linkage seats (专席联动) of each platform: tried first when a call is handed over.
+LINKAGE_QUEUE = {Service.HOTLINE_12345: "linkage-12345", Service.POLICE_110: "linkage-110"}
 
 # --- Seat feature codes (applicationmap names; the keys are site configuration) ------------------
 FEATURE_ONE_TOUCH = "hotline-onetouch"   # 一键转接: send the caller to the other platform

@@ -9,7 +9,9 @@ scripts/install.sh
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
-.venv/bin/mypy hotline agi call_flows app routing transcription
+.venv/bin/mypy hotline agi call_flows app routing transcription operations agents
+echo "== layers (import-linter: pyproject.toml [tool.importlinter])"
+.venv/bin/lint-imports --no-cache
 echo "== dialplan check (asterisklint + Asterisk's own load)"
 .venv/bin/hotline dialplan check
 if [ -f routing/cli.py ]; then

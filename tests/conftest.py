@@ -1,6 +1,6 @@
 """Shared fixtures: real Redis and PostgreSQL (started here when missing), and the app under test.
 
-- ``redis_url``: ``REDIS_URL`` when set, else a throwaway redis-server (hotline.redis_server).
+- ``redis_url``: ``REDIS_URL`` when set, else a throwaway redis-server (operations.redis_server).
 - ``postgres_url``: a fresh database ``hotline_test_<random>`` on 127.0.0.1:5432 (or the server in
   ``DATABASE_URL``), dropped after the session. If PostgreSQL does not answer, the local cluster is
   started with pg_ctlcluster; if it still does not, PostgreSQL tests skip saying so loudly.
@@ -21,9 +21,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import make_url
 
-from hotline.redis_server import RedisServer
 from hotline.secrets import API_ROLES, Secrets
 from hotline.settings import Settings
+from operations.redis_server import RedisServer
 
 T = TypeVar("T")
 

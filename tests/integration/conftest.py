@@ -17,11 +17,11 @@ import pytest
 import pytest_asyncio
 from e2e_support import Api
 
+from agents.sipp import Seat
 from hotline.contracts import Service
-from hotline.ports import free_port_pair
 from hotline.settings import Settings
-from hotline.sipp import Seat
-from hotline.stack import Stack
+from operations.ports import free_port_pair
+from operations.stack import Stack
 
 
 def _require_real_parts() -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from hotline.sipp import Seat, place_call
-from hotline.stack import Stack
+from agents.sipp import Seat, place_call
+from operations.stack import Stack
 
 
 class Api:

@@ -10,7 +10,7 @@ from e2e_support import Api, call, new_caller, sources_of, timeline_types
 
 from hotline.contracts import Service
 from hotline.names import QUEUE_BY_SERVICE
-from hotline.stack import Stack
+from operations.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -85,7 +85,7 @@ async def test_redis_restart_degrades_intake_without_losing_calls(stack: Stack, 
         assert agi["data"]["intake"] == "degraded"
         assert c["seat"] is not None and c["outcome"] == "resolved_on_call"
     finally:
-        from hotline.redis_server import RedisServer
+        from operations.redis_server import RedisServer
 
         stack.redis_server = RedisServer(port=port)
         await asyncio.to_thread(stack.redis_server.start)
@@ -116,8 +116,8 @@ async def test_asterisk_restart_ami_reconnects_and_records_later_calls(stack: St
 
 
 async def test_dialplan_reload_through_ami_keeps_live_calls(stack: Stack, seats: dict, api: Api) -> None:
-    from hotline.reload import reload_via_ami
-    from hotline.sipp import place_call
+    from agents.sipp import place_call
+    from operations.reload import reload_via_ami
 
     assert stack.asterisk is not None
     caller = new_caller()
@@ -139,7 +139,7 @@ async def test_blind_transfer_to_110_is_recorded_as_transferred_110(stack: Stack
                                                                     api: Api) -> None:
     """A 12345 seat blind-transfers the caller to a 110 seat (AMI BlindTransfer, as the built-in
     ``##`` does): the timeline has the transfer and the automatic outcome is ``transferred_110``."""
-    from hotline.sipp import place_call
+    from agents.sipp import place_call
 
     assert stack.ami is not None
     caller = new_caller()

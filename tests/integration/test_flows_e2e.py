@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from e2e_support import Api, count_datagrams, new_caller, pause_seats, supervisor_phone
 
+from agents.sipp import SAMPLE_AUDIO_PCAP, Seat, place_call
 from hotline.contracts import Service
-from hotline.sipp import SAMPLE_AUDIO_PCAP, Seat, place_call
-from hotline.stack import Stack
+from operations.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -201,7 +201,7 @@ async def test_supervisor_listens_to_a_live_call_and_it_is_audited(stack: Stack,
 
 
 async def test_linkage_brings_119_into_the_call(stack: Stack, seats: dict, api: Api) -> None:
-    from hotline.sipp import SippRun, seat_scenario
+    from agents.sipp import SippRun, seat_scenario
 
     assert stack.site.linkage_trunk is not None
     host, port = stack.site.linkage_trunk

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from e2e_support import Api, LiveFeed, new_caller, pause_seats, seat_saying
 
+from agents.sipp import place_call
+from agents.speech import RATE, silence, synthesize, write_speech_pcap
 from hotline.contracts import Service
-from hotline.sipp import place_call
-from hotline.speech import RATE, silence, synthesize, write_speech_pcap
-from hotline.stack import Stack
+from operations.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -64,7 +64,7 @@ def reference_words(pcm: bytes) -> set[str]:
     """Vosk on the same audio, offline, after the same G.711 round trip the call puts it through."""
     import vosk
 
-    from hotline.speech import ulaw_encode
+    from agents.speech import ulaw_encode
 
     vosk.SetLogLevel(-1)
     rec = vosk.KaldiRecognizer(_model(), float(RATE))

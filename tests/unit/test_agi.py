@@ -1,6 +1,6 @@
 """FastAGI intake end to end over real TCP, and the classic script over real pipes, with real Redis.
 
-The fake Asterisk (``agi.fake_asterisk``) speaks the protocol as ``res_agi`` does: the agi_* block, a
+The fake Asterisk (``agents.fake_asterisk``) speaks the protocol as ``res_agi`` does: the agi_* block, a
 blank line, ``200 result=1`` to each command. Redis keys are per-test random caller numbers, removed
 afterwards; nothing else in Redis is touched.
 """
@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from agi.fake_asterisk import call_env, classic_call, fastagi_call
+from agents.fake_asterisk import call_env, classic_call, fastagi_call
 from agi.intake import (
     DAY_S,
     PRIORITY_HARASSMENT,

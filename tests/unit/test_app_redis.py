@@ -8,7 +8,7 @@ import json
 from redis.asyncio import Redis
 
 from hotline.redis_keys import EVENTS_CHANNEL, HARASSMENT_SET
-from hotline.redis_server import RedisServer, free_port
+from operations.redis_server import RedisServer, free_port
 
 
 async def test_new_events_are_published(api, redis_url: str) -> None:

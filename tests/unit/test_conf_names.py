@@ -15,9 +15,10 @@ import pytest
 
 from hotline import names
 from hotline.contracts import Service
-from hotline.render import LINKAGE_QUEUE, generated_files
+from hotline.names import LINKAGE_QUEUE
 from hotline.secrets import Secrets
 from hotline.site import load_site
+from operations.render import generated_files
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "asterisk_conf"

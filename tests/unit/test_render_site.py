@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from hotline.contracts import Service
-from hotline.names import CTX_INTAKE, QUEUE_BY_SERVICE
+from hotline.names import CTX_INTAKE, LINKAGE_QUEUE, QUEUE_BY_SERVICE
 from hotline.phone import MAX_NUMBER_LEN, clean_number, mask_number
-from hotline.render import AMI_ADMIN_USER, AMI_USER, LINKAGE_QUEUE, InstancePaths, generated_files, render
 from hotline.secrets import API_ROLES, Secrets, ensure_secrets, load_secrets
 from hotline.settings import Settings, SettingsError, parse_bool, parse_int
 from hotline.site import Site, SiteError, load_site, parse_site
+from operations.render import AMI_ADMIN_USER, AMI_USER, InstancePaths, generated_files, render
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "asterisk_conf"

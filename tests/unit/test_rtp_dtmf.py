@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pcap_check import read_udp_frames
 
-from hotline.rtp_dtmf import DST_PORT, pcap_length_ms, write_dtmf_pcap
-from hotline.sipp import seat_scenario
+from agents.rtp_dtmf import DST_PORT, pcap_length_ms, write_dtmf_pcap
+from agents.sipp import seat_scenario
 
 
 @dataclass

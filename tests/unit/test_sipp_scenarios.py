@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from hotline.sipp import caller_scenario, register_scenario, seat_scenario
+from agents.sipp import caller_scenario, register_scenario, seat_scenario
 
 Step = tuple[str, str]  # (kind, what): ("send", "INVITE"), ("recv", "200"), ("pause", "100"), ...
 

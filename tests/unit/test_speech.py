@@ -1,4 +1,4 @@
-"""Synthesized speech for the demo and the end-to-end tests (hotline.speech): G.711 mu-law, the RTP
+"""Synthesized speech for the demo and the end-to-end tests (agents.speech): G.711 mu-law, the RTP
 pcap SIPp plays, espeak-ng + sox synthesis; and the wire check of a transcript segment
 (hotline.contracts.Segment.from_json)."""
 
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from pcap_check import read_udp_frames
 
-from hotline import speech
+from agents import speech
+from agents.speech import SpeechError, silence, synthesize, ulaw_encode, write_speech_pcap
 from hotline.contracts import SEGMENT_TEXT_MAX, Segment, SegmentKind, Speaker
-from hotline.speech import SpeechError, silence, synthesize, ulaw_encode, write_speech_pcap
 
 # --- G.711 mu-law -----------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app import keys
 from app.models import AuditRow
 from hotline.redis_keys import TRANSCRIPTS_CHANNEL, transcript_channel
-from hotline.redis_server import RedisServer, free_port
+from operations.redis_server import RedisServer, free_port
 
 T0 = 1_760_000_000.0
 

@@ -18,6 +18,7 @@ from hotline.names import (
     CTX_SPY,
     FEATURE_ONE_TOUCH,
     FEATURE_THREE_WAY,
+    LINKAGE_QUEUE,
     QUEUE_BY_SERVICE,
     SEAT_FEATURES,
 )
@@ -26,7 +27,6 @@ from hotline.site import Site
 
 AMI_USER = "hotline"
 AMI_ADMIN_USER = "hotline-admin"
-LINKAGE_QUEUE = {Service.HOTLINE_12345: "linkage-12345", Service.POLICE_110: "linkage-110"}
 
 
 @dataclass(frozen=True)

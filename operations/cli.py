@@ -33,8 +33,8 @@ log = logging.getLogger("hotline")
 
 
 def _instance(settings: Settings):  # noqa: ANN202
-    from hotline.asterisk_runtime import AsteriskInstance
     from hotline.secrets import ensure_secrets
+    from operations.asterisk_runtime import AsteriskInstance
 
     site = load_site(settings.site_file)
     secrets = ensure_secrets(settings.secrets_file, site.all_seats)
@@ -46,8 +46,8 @@ def _instance(settings: Settings):  # noqa: ANN202
 
 def cmd_setup(settings: Settings, _args: argparse.Namespace) -> int:
     from app.db import upgrade
-    from hotline.asterisk_runtime import build_rootfs
     from hotline.secrets import ensure_secrets
+    from operations.asterisk_runtime import build_rootfs
 
     site = load_site(settings.site_file)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,7 @@ def cmd_setup(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_up(settings: Settings, _args: argparse.Namespace) -> int:
-    from hotline.stack import Stack
+    from operations.stack import Stack
 
     async def run() -> None:
         stack = Stack.from_settings(settings, instance_name=settings.asterisk_instance)
@@ -85,7 +85,7 @@ def cmd_up(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
-    from hotline.asterisk_runtime import build_rootfs
+    from operations.asterisk_runtime import build_rootfs
 
     if args.action == "build":
         build_rootfs(settings.asterisk_rootfs, force=args.force)
@@ -113,11 +113,11 @@ def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
 
 def dialplan_check(settings: Settings) -> list[str]:
     """Lint with asterisklint, then load it in a throwaway Asterisk and read `dialplan show`."""
-    from hotline.asterisk_runtime import AsteriskInstance, build_rootfs
     from hotline.names import CTX_AGI_FAIL, CTX_FROM_TRUNK, CTX_INTAKE, CTX_SEATS, CTX_SUPERVISORS
-    from hotline.ports import free_port, free_port_pair
-    from hotline.render import render
     from hotline.secrets import ensure_secrets
+    from operations.asterisk_runtime import AsteriskInstance, build_rootfs
+    from operations.ports import free_port, free_port_pair
+    from operations.render import render
 
     problems: list[str] = []
     site = load_site(settings.site_file)
@@ -181,7 +181,7 @@ def cmd_dialplan(settings: Settings, args: argparse.Namespace) -> int:
     if not inst.running():
         print("asterisk is not running", file=sys.stderr)
         return 3
-    from hotline.reload import reload_via_ami
+    from operations.reload import reload_via_ami
 
     inst.prepare()  # re-render asterisk_conf/ and the site values into the instance
     result = asyncio.run(reload_via_ami(inst))
@@ -206,8 +206,8 @@ def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_seat(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.sipp import Seat
     from hotline.secrets import load_secrets
-    from hotline.sipp import Seat
 
     site = load_site(settings.site_file)
     pw = load_secrets(settings.secrets_file).sip_passwords[args.seat]
@@ -225,7 +225,7 @@ def cmd_seat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
-    from hotline.sipp import place_call
+    from agents.sipp import place_call
 
     site = load_site(settings.site_file)
     run = place_call(asterisk=f"{site.sip_bind}:{site.sip_port}", service=args.number,
@@ -240,7 +240,7 @@ def _speech_pcap(text: str, voice: str, *, lead_ms: int) -> str:
     """``--say``: the words spoken (espeak-ng) as the RTP the SIPp agent plays once answered."""
     if not text:
         return ""
-    from hotline.speech import silence, synthesize, write_speech_pcap
+    from agents.speech import silence, synthesize, write_speech_pcap
 
     fd, path = tempfile.mkstemp(prefix="hotline-say-", suffix=".pcap")
     os.close(fd)

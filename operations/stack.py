@@ -28,14 +28,14 @@ from call_flows.listener import AmiListener
 from call_flows.live_state import LiveCalls
 from call_flows.mapping import MappingConfig
 from call_flows.taps import TapController
-from hotline.asterisk_runtime import AsteriskInstance, build_rootfs
-from hotline.ports import free_port, free_port_pair
-from hotline.redis_server import RedisServer
-from hotline.render import AMI_USER
 from hotline.secrets import Secrets, ensure_secrets
 from hotline.settings import Settings
 from hotline.sink import EventSink, transcript_sink
 from hotline.site import Site, load_site
+from operations.asterisk_runtime import AsteriskInstance, build_rootfs
+from operations.ports import free_port, free_port_pair
+from operations.redis_server import RedisServer
+from operations.render import AMI_USER
 from transcription.publisher import SegmentPublisher
 
 log = logging.getLogger(__name__)

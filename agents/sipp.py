@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from hotline.rtp_dtmf import check_keys, write_dtmf_pcap
+from agents.rtp_dtmf import check_keys, write_dtmf_pcap
 
 # Our answer to a request the other side sent (its BYE): echo its dialog headers.
 OK_TO_REQUEST = """  <send><![CDATA[
@@ -318,7 +318,7 @@ class Seat:
     dtmf_after_ms: int = 800
     dtmf_mode: str = "info"   # "info" (SIP INFO) or "rfc4733" (RTP telephone-events, as phones send)
     media_port: int = 0       # announce this RTP port instead of SIPp's (a test listens on it)
-    audio_pcap: str = ""      # what the operator says once answered (hotline.speech.write_speech_pcap)
+    audio_pcap: str = ""      # what the operator says once answered (agents.speech.write_speech_pcap)
 
     def register(self, timeout: float = 10.0) -> None:
         if not self.port:

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotline.render import InstancePaths, render
 from hotline.secrets import Secrets
 from hotline.site import Site
+from operations.render import InstancePaths, render
 
 log = logging.getLogger(__name__)
 

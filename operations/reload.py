@@ -10,8 +10,8 @@ import asyncio
 
 from panoramisk import Manager
 
-from hotline.asterisk_runtime import AsteriskInstance
-from hotline.render import AMI_ADMIN_USER
+from operations.asterisk_runtime import AsteriskInstance
+from operations.render import AMI_ADMIN_USER
 
 RELOAD_MODULES = ("pbx_config", "res_pjsip", "app_queue", "features", "app_confbridge",
                   "res_musiconhold", "manager")

@@ -13,7 +13,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from hotline.rtp_dtmf import write_rtp_pcap
+from agents.rtp_dtmf import write_rtp_pcap
 
 RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms
