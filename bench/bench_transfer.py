@@ -14,37 +14,25 @@ ConfBridge and originates the 110 side). The baseline, measured the same way in 
 Asterisk's built-in blind transfer (features.conf ``blindxfer``): ``##`` then the 110 seat.
 
     .venv/bin/python -m bench.bench_transfer [--calls 20]
+    .venv/bin/python -m bench.bench_transfer --quick     # 3 calls a row, results not written
 
-Prints a markdown table and writes ``bench/results/transfer.json``.
+Prints a markdown table and writes ``bench/results/transfer.json``; exits 1 naming the row when a
+row measured nothing (no call gave both a ``DialBegin`` and the bridge after the keys).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import shutil
-import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 from agents.sipp import Seat, place_call
+from bench.common import bench_stack, percentile, require_measured, write_result
 from hotline.contracts import Service
-from hotline.settings import Settings
 from operations.stack import Stack
 
-RESULTS = Path(__file__).resolve().parent / "results" / "transfer.json"
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
+QUICK_CALLS = 3
 
 
 class Recorder:
@@ -107,19 +95,15 @@ async def run_mode(stack: Stack, recorder: Recorder, seat: Seat, keys: str, call
         ring_ms.append(m[0])
         bridged_ms.append(m[1])
     return {"keys": keys, "calls": calls, "measured": len(ring_ms), "failed": failed,
-            "ring_p50_ms": round(pct(ring_ms, 0.50), 2), "ring_p95_ms": round(pct(ring_ms, 0.95), 2),
-            "bridged_p50_ms": round(pct(bridged_ms, 0.50), 2),
-            "bridged_p95_ms": round(pct(bridged_ms, 0.95), 2), "problems": problems[:5]}
+            "ring_p50_ms": round(percentile(ring_ms, 0.50), 2),
+            "ring_p95_ms": round(percentile(ring_ms, 0.95), 2),
+            "bridged_p50_ms": round(percentile(bridged_ms, 0.50), 2),
+            "bridged_p95_ms": round(percentile(bridged_ms, 0.95), 2), "problems": problems[:5]}
 
 
 async def main_async(calls: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        env = Settings.from_env()
-        settings = Settings(state_dir=Path(tmp), site_file=env.site_file, conf_dir=env.conf_dir,
-                            asterisk_rootfs=env.asterisk_rootfs, log_level="WARNING")
-        stack = Stack.for_tests(settings, instance_name=f"bench-{uuid.uuid4().hex[:6]}")
-        await stack.start()
-        seats: list[Seat] = []
+    seats: list[Seat] = []
+    async with bench_stack() as stack:
         try:
             assert stack.secrets is not None and stack.ami is not None
             recorder = Recorder()
@@ -140,19 +124,20 @@ async def main_async(calls: int) -> dict[str, Any]:
         finally:
             for s in seats:
                 s.stop()
-            await stack.stop()
-            if stack.asterisk is not None:
-                shutil.rmtree(stack.asterisk.paths.host, ignore_errors=True)
     return {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "one_touch": ours, "three_way": three, "builtin_blindxfer": builtin}
+
+
+ROWS = (("one_touch", "one-touch transfer (ours)"),
+        ("three_way", "three-way call (ours; bridged = 3 parties)"),
+        ("builtin_blindxfer", "Asterisk blindxfer (baseline)"))
 
 
 def table(res: dict[str, Any]) -> str:
     rows = ["| transfer | keys | calls measured | to ring p50 ms | to ring p95 ms | to bridged p50 ms | "
             "to bridged p95 ms |", "|---|---|---:|---:|---:|---:|---:|"]
-    for name, r in (("one-touch transfer (ours)", res["one_touch"]),
-                    ("three-way call (ours; bridged = 3 parties)", res["three_way"]),
-                    ("Asterisk blindxfer (baseline)", res["builtin_blindxfer"])):
+    for key, name in ROWS:
+        r = res[key]
         rows.append(f"| {name} | `{r['keys']}` | {r['measured']}/{r['calls']} | {r['ring_p50_ms']} | "
                     f"{r['ring_p95_ms']} | {r['bridged_p50_ms']} | {r['bridged_p95_ms']} |")
     return "\n".join(rows)
@@ -161,11 +146,15 @@ def table(res: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_CALLS} calls a row, results not written")
     args = ap.parse_args()
-    res = asyncio.run(main_async(args.calls))
+    res = asyncio.run(main_async(QUICK_CALLS if args.quick else args.calls))
     print(table(res))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(res, indent=2))
+    for key, _ in ROWS:
+        for problem in res[key]["problems"]:
+            print(f"{res[key]['keys']}: {problem}")
+    require_measured({f"{name} {res[key]['keys']}": res[key] for key, name in ROWS})
+    write_result("transfer", res, quick=args.quick)
 
 
 if __name__ == "__main__":
