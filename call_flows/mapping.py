@@ -98,6 +98,12 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
         return []
     uniqueid = ev.get("Uniqueid", "")
     channel = ev.get("Channel", "")
+    # Only calls that reach a platform are calls: the caller's channel comes from the trunk and
+    # carries HOTLINE_LINKEDID from intake on. A channel a phone opens itself (a supervisor's
+    # listen leg, the *43 echo test, a seat calling a seat) has neither, so its bridge and hangup
+    # make no call of their own (a supervisor's leg is recorded on the call it watches, through
+    # the HotlineSpy user event).
+    platform_leg = bool(_chanvar(ev, "ChanVariable", VAR_LINKEDID)) or is_trunk_channel(channel, cfg)
     try:
         if name == "Newchannel":
             if uniqueid == linkedid and is_trunk_channel(channel, cfg):
@@ -142,7 +148,7 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
                         data={"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime")),
                               "position": _int(ev.get("Position"))})]
         elif name == "BridgeEnter":
-            if uniqueid == linkedid and _int(ev.get("BridgeNumChannels")) >= 2:
+            if uniqueid == linkedid and platform_leg and _int(ev.get("BridgeNumChannels")) >= 2:
                 return [_ev(CallEventType.BRIDGED, linkedid, ev.get("BridgeUniqueid", ""), ev,
                             data={"bridge": ev.get("BridgeUniqueid", "")})]
         elif name in ("BlindTransfer", "AttendedTransfer"):
@@ -180,9 +186,9 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
                 data["platform"] = p.value
             if m := re.match(r"^Local/hl-([a-z0-9]+)@", channel):
                 data["hotline"] = m.group(1)
-            return [_ev(kind, room, f"{uniqueid}", ev, seat=seat_of(channel), data=data)]
+            return [_ev(kind, room, f"{uniqueid}", ev, seat=_conf_seat(ev, channel, cfg), data=data)]
         elif name == "Hangup":
-            if uniqueid == linkedid:
+            if uniqueid == linkedid and platform_leg:
                 return [_ev(CallEventType.HANGUP, linkedid, uniqueid, ev,
                             data={"cause": _int(ev.get("Cause")), "cause_txt": ev.get("Cause-txt", "")[:64]})]
     except (ValueError, TypeError):
@@ -247,6 +253,18 @@ def _party(channel: str, cfg: MappingConfig) -> str:
     if channel.startswith("Local/hl-"):
         return "linkage"
     return "invited"
+
+
+def _conf_seat(ev: Mapping[str, str], channel: str, cfg: MappingConfig) -> str | None:
+    """The seat of a bridge member. An invited platform joins as its Local channel
+    (``Local/110@hotline-conf-invite-...;1``); Queue passes the answering seat back as that
+    channel's caller id, so the seat is named when it is one of the site's."""
+    if seat := seat_of(channel):
+        return seat
+    num = str(ev.get("CallerIDNum", ""))
+    if f"@{CTX_CONF_INVITE}-" in channel and cfg.seats and num in cfg.seats:
+        return num
+    return None
 
 
 def _platform(channel: str, cfg: MappingConfig) -> Service | None:
