@@ -354,7 +354,7 @@ class Seat:
             # to a socket the caller of this class owns, where it can be counted.
             scenario = scenario.replace("m=audio [media_port] ", f"m=audio {self.media_port} ")
         self.uas = SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-key", "seat",
-                            self.seat, "-mi", self.local_ip, "-mp", "0", "-nostdin"],
+                            self.seat, "-mi", self.local_ip, "-mp", "0", "-nostdin", "-aa"],
                            scenario, workdir).start()
         time.sleep(0.2)  # let the UAS bind before Asterisk sends it anything
         return self
@@ -381,7 +381,8 @@ class SeatBank:
         for seat_id, pw in self.passwords.items():
             Seat(seat_id, pw, self.asterisk, self.local_ip, port=self.port).register()
         self.uas = SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-key", "seat",
-                            "bank", "-mi", self.local_ip, "-mp", "0", "-nostdin", "-max_socket", "4096"],
+                            "bank", "-mi", self.local_ip, "-mp", "0", "-nostdin", "-aa",
+                            "-max_socket", "4096"],
                            seat_scenario(self.ring_ms)).start()
         time.sleep(0.2)
         return self

@@ -115,6 +115,7 @@ def dialplan_check(settings: Settings) -> list[str]:
     """Lint with asterisklint, then load it in a throwaway Asterisk and read `dialplan show`."""
     from hotline.names import CTX_AGI_FAIL, CTX_FROM_TRUNK, CTX_INTAKE, CTX_SEATS, CTX_SUPERVISORS
     from hotline.secrets import ensure_secrets
+    from operations import modules_policy
     from operations.asterisk_runtime import AsteriskInstance, build_rootfs
     from operations.ports import free_port, free_port_pair
     from operations.render import render
@@ -132,7 +133,11 @@ def dialplan_check(settings: Settings) -> list[str]:
                              capture_output=True, text=True)
         lint_lines = [line for line in (res.stdout + res.stderr).splitlines() if line.strip()]
         dialplan_text = "\n".join(p.read_text(errors="replace") for p in sorted(Path(tmp).rglob("*.conf"))
-                                   if p.name.startswith(("extensions", "seat_dial", "supervisor", "numbers")))
+                                   if p.name.startswith(("extensions", "seat_dial", "supervisor", "numbers",
+                                                        "transfer_patterns", "applicationmap")))
+        # Least privilege: only documented modules, none that is unused, never a shell.
+        problems += modules_policy.check((Path(tmp) / "modules.conf").read_text(encoding="utf-8"),
+                                         dialplan_text)
     build_rootfs(settings.asterisk_rootfs)
     check_site = site.with_ports(sip_port=free_port_pair(), ami_port=free_port(),
                                  agi_port=settings.agi_port, rtp_start=site.rtp_start)
@@ -140,6 +145,8 @@ def dialplan_check(settings: Settings) -> list[str]:
                             conf_dir=settings.conf_dir, site=check_site, secrets=secrets,
                             agi_host=site.agi_host, agi_port=settings.agi_port,
                             audiosocket=f"{settings.audiosocket_host}:{settings.audiosocket_port}")
+    # This run's log only (the instance directory, and its log, outlive a run).
+    (inst.paths.host_dir("log") / "messages.log").unlink(missing_ok=True)
     inst.start()
     try:
         # Applications the dialplan uses must be loaded (modules.conf has autoload off). This
@@ -163,6 +170,7 @@ def dialplan_check(settings: Settings) -> list[str]:
         logfile = inst.paths.host_dir("log") / "messages.log"
         for line in logfile.read_text(errors="replace").splitlines():
             if ("ERROR" in line or "WARNING" in line) and ("pbx_config" in line or "extensions" in line
+                                                           or "loader.c" in line
                                                            or "config.c" in line):
                 problems.append(f"asterisk: {line.strip()}")
     finally:

@@ -27,6 +27,25 @@ from hotline.site import Site
 
 AMI_USER = "hotline"
 AMI_ADMIN_USER = "hotline-admin"
+# AMI classes, least privilege (Asterisk's manager docs name the class each action needs).
+# The backend (event listener, flows, taps):
+AMI_USER_READ = (
+    "call",       # Newchannel, Hangup, Bridge*, DialBegin/End, transfers, Confbridge*, VarSet
+    "agent",      # Queue* and Agent* events (queued, ringing, answered, abandoned)
+    "user",       # the dialplan's UserEvent(Hotline...)
+    "dtmf",       # DTMFBegin/End (the feature-code latency the benchmarks read)
+    "reporting",  # the answers of CoreShowChannels / Getvar during a resync
+)
+AMI_USER_WRITE = (
+    "call",       # Redirect, Setvar, Getvar, Hangup, Atxfer, BlindTransfer
+    "originate",  # Originate: three-way invitations, linkage, supervisor phones, media taps
+    "agent",      # QueuePause (a paused seat is not rung)
+    "reporting",  # CoreShowChannels, ConfbridgeList (resync after a login)
+)
+# The admin CLI: `dialplan reload` through the Reload action, which needs only `system`
+# (no `config` write: it never edits a file through AMI).
+AMI_ADMIN_READ = ("system",)
+AMI_ADMIN_WRITE = ("system",)
 
 
 @dataclass(frozen=True)
@@ -106,9 +125,9 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int, 
         raise ValueError("AMI secrets missing: run `hotline setup` (ensure_secrets) first")
     files["manager_users.conf"] = (
         f"[{AMI_USER}]\nsecret = {secrets.ami_secret}\n{acl}"
-        "read = call,agent,reporting,user,dtmf\nwrite = call,originate,reporting,agent\n\n"
+        f"read = {','.join(AMI_USER_READ)}\nwrite = {','.join(AMI_USER_WRITE)}\n\n"
         f"[{AMI_ADMIN_USER}]\nsecret = {secrets.ami_admin_secret}\n{acl}"
-        "read = system\nwrite = system,config,reporting\n"
+        f"read = {','.join(AMI_ADMIN_READ)}\nwrite = {','.join(AMI_ADMIN_WRITE)}\n"
     )
     files["queue_timing.conf"] = f"timeout = {site.ring_seat_s}\nretry = {site.retry_s}\n"
     for svc in Service:
@@ -125,10 +144,18 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int, 
         f"Gosub({CTX_FLOWS},threeway,1)\n"
     )
     spy_opts = {"listen": "qE", "whisper": "qEw", "barge": "qEB"}
+    # One pattern per seat length: only digits match, so what a supervisor (or the API) dials
+    # after the code can only ever be a seat number when it reaches the dialplan.
+    seat_lengths = sorted({len(s) for s in site.all_seats})
     files["supervisor_codes.conf"] = "".join(
-        f"exten => _{code}X.,1,Gosub({CTX_SPY},s,1(${{EXTEN:{len(code)}}},{spy_opts[mode]},{mode}))\n"
+        f"exten => _{code}{'X' * n},1,Gosub({CTX_SPY},s,1(${{EXTEN:{len(code)}}},{spy_opts[mode]},{mode}))\n"
         " same => n,Hangup()\n"
-        for mode, code in site.supervisor_codes.items()
+        for mode, code in site.supervisor_codes.items() for n in seat_lengths
+    )
+    files["transfer_patterns.conf"] = "".join(
+        f"exten => _{svc.value}-{'X' * n},1,Set(XFER_FROM=${{EXTEN:{len(svc.value) + 1}}})\n"
+        f" same => n,Goto(to-{svc.value},1)\n"
+        for svc in Service for n in seat_lengths
     )
     if site.linkage_trunk:
         host, port = site.linkage_trunk
@@ -151,7 +178,7 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int, 
     files["numbers.conf"] = "".join(numbers)
     files["seat_dial.conf"] = "".join(
         f"exten => {s},1,Dial(PJSIP/{s},30)\n same => n,Hangup()\n" for s in site.all_seats
-    ) + "exten => *43,1,Answer()\n same => n,Echo()\n same => n,Hangup()\n"
+    )
     return files
 
 

@@ -289,3 +289,38 @@ async def test_supervisor_listens_to_a_three_way_bridge(stack: Stack, seats: dic
     c = await api.call_of(caller)
     assert any(e["type"] == "supervised" for e in c["timeline"])
     assert any(e["type"] == "conference_joined" for e in c["timeline"])
+
+
+async def test_builtin_blind_transfer_to_a_seat(stack: Stack, seats: dict, api: Api) -> None:
+    """Asterisk's own ``##`` + a seat (features.conf blindxfer) still reaches that seat: the
+    TRANSFER_CONTEXT the seat's *2 needs also holds the seats' extensions."""
+    assert stack.secrets is not None and stack.ami is not None
+    presser = stack.site.operators[Service.HOTLINE_12345][0]
+    target = stack.site.operators[Service.POLICE_110][0]
+    dials: list[dict] = []
+
+    def observe(ev: dict) -> None:
+        if ev.get("Event") == "DialBegin" and str(ev.get("DestChannel", "")).startswith(f"PJSIP/{target}-"):
+            dials.append(ev)
+
+    stack.ami.observers.append(observe)
+    seats[presser].stop()
+    keyed = Seat(presser, stack.secrets.sip_passwords[presser], stack.sip_address, port=seats[presser].port,
+                 dtmf="##" + target, dtmf_after_ms=1000, dtmf_mode="info")
+    await asyncio.to_thread(keyed.reregister)
+    await pause_seats(stack, Service.HOTLINE_12345, True, except_seat=presser)
+    try:
+        caller = new_caller()
+        run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=6000,
+                         local_ip=stack.site.trunk_hosts[0])
+        assert await asyncio.to_thread(run.wait, 40) == 0, run.errors()
+        c = await api.call_of(caller)
+    finally:
+        stack.ami.observers.remove(observe)
+        await pause_seats(stack, Service.HOTLINE_12345, False)
+        keyed.stop()
+        await asyncio.to_thread(seats[presser].reregister)
+    assert dials, "Asterisk never rang the seat named after ##"
+    xfer = [e for e in c["timeline"] if e["type"] == "transferred"]
+    assert xfer and xfer[0]["data"]["kind"] == "blind" and xfer[0]["data"]["target"] == target, c["timeline"]
+    assert xfer[0]["data"]["target_service"] == "110"

@@ -26,7 +26,8 @@ CONF = REPO / "asterisk_conf"
 # Contexts that exist only inside the dialplan (no Python code names them), and why.
 DIALPLAN_ONLY_CONTEXTS = {
     "hotline-hangup": "hangup handler pushed at intake; Python never routes to it",
-    "internal-seats": "seat-to-seat dialling, included by from-seats and from-supervisors",
+    "internal-seats": "seat-to-seat dialling, included by from-seats, from-supervisors and hotline-atxfer",
+    "echo-test": "the phones' *43 echo test, included by from-seats and from-supervisors",
 }
 # Channel variables the dialplan never reads or sets: intake sets them for the record only.
 NOT_IN_DIALPLAN_VARS = {

@@ -262,7 +262,10 @@ def test_manager_users_are_loopback_only_and_least_privilege(files: dict[str, st
         return set(users[user][key][0].split(","))
 
     assert privs(AMI_USER, "read") == {"call", "agent", "reporting", "user", "dtmf"}
-    assert privs(AMI_ADMIN_USER, "write") == {"system", "config", "reporting"}
+    assert privs(AMI_USER, "write") == {"call", "originate", "agent", "reporting"}
+    # a reload needs `system` only: no config write, no reporting for the admin user
+    assert privs(AMI_ADMIN_USER, "write") == {"system"}
+    assert privs(AMI_ADMIN_USER, "read") == {"system"}
     assert "system" not in privs(AMI_USER, "read") | privs(AMI_USER, "write")
     assert users[AMI_USER]["secret"] != users[AMI_ADMIN_USER]["secret"]
 
@@ -495,3 +498,13 @@ def test_admin_ami_user_has_its_own_secret(tmp_path: Path) -> None:
         users = generated_files(site, ensure_secrets(tmp_path / "s2.json", site.all_seats),
                                 "127.0.0.1", 4573)["manager_users.conf"]
         assert users.count("secret = ") == 2
+
+
+def test_supervisor_codes_and_transfers_match_seat_numbers_only(files: dict[str, str]) -> None:
+    """Only digits of a seat's length follow a supervisor code or a transfer's platform: the dialplan
+    never sees `1${SHELL(...)}` as a seat, whoever dials it (a phone or the API through AMI)."""
+    codes = re.findall(r"^exten => (\S+?),1,", files["supervisor_codes.conf"], re.M)
+    assert codes and all(re.fullmatch(r"_\*7[0-2]X{4}", c) for c in codes), codes
+    xfer = re.findall(r"^exten => (\S+?),1,", files["transfer_patterns.conf"], re.M)
+    assert sorted(xfer) == ["_110-XXXX", "_12345-XXXX"]
+
