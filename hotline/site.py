@@ -1,6 +1,10 @@
 """The site configuration (``site.toml``): numbers, seats, trunk hosts, ports.
 
-Loaded and validated in one place; errors name the key and what is wrong.
+The file is described once, by the pydantic models below (one per table, unknown keys refused);
+:func:`parse_site` validates it and returns the :class:`Site` the rest of the code reads. Every
+value here ends up in generated Asterisk configuration, so each is checked against a strict
+pattern: a newline or a ``${...}`` in a seat or a host would otherwise become a config line or a
+dialplan expression. Errors are :class:`SiteError` naming the key (``seats.12345[0]: ...``).
 """
 
 from __future__ import annotations
@@ -8,21 +12,231 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
-from hotline.contracts import LINKAGE_HOTLINES, Service
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
-_SEAT_RE = re.compile(r"^[0-9]{2,8}$")
-_NUMBER_RE = re.compile(r"^[0-9*#+]{2,20}$")
+from hotline.contracts import Service
+from hotline.types import LinkageHotline, PhoneNumber, SeatId, Text
 
 
 class SiteError(ValueError):
     """The site file is missing, unreadable or inconsistent."""
 
 
+# --- value types ---------------------------------------------------------------------------------
+
+def _ip_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+    return value
+
+
+def _trunk_host(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"trunk host {value!r} is not an IP address or network") from None
+    return value
+
+
+def _matching(regex: str, what: str) -> Any:
+    pattern = re.compile(regex)
+
+    def check(value: str) -> str:
+        if pattern.fullmatch(value) is None:
+            raise ValueError(f"must be {what}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _phrase(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a phrase must not be blank")
+    return value.strip()
+
+
+_StrictStr = Annotated[str, Field(strict=True)]
+IpAddress = Annotated[_StrictStr, AfterValidator(_ip_address)]
+# Where Asterisk reaches the FastAGI server: an IP address or a host name (letters, digits, - and .).
+Host = Annotated[_StrictStr, _matching(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9a-fA-F:]{2,39}",
+                                       "an IP address or a host name")]
+TrunkHost = Annotated[_StrictStr, AfterValidator(_trunk_host)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+Seconds = Annotated[StrictInt, Field(ge=1, le=600)]
+# A dialled number reaching a platform: a short code or a full number (the dialplan's exten).
+DialledNumber = Annotated[PhoneNumber, Field(min_length=2, max_length=20)]
+# Keys pressed in a call or dialled before a seat: DTMF only.
+KeyCode = Annotated[_StrictStr, _matching(r"[0-9*#]{1,6}", "1-6 of 0-9 * #")]
+DialString = Annotated[_StrictStr, _matching(r"[A-Za-z]+/[A-Za-z0-9@._+*#-]{1,80}",
+                                             "a dial string like 'PJSIP/119@trunk'")]
+if TYPE_CHECKING:  # Text() builds the type at run time; mypy sees the plain string
+    SiteName = str
+    Phrase = str
+else:
+    SiteName = Text(120, min_length=1)
+    Phrase = Annotated[Text(64, min_length=1), AfterValidator(_phrase)]
+
+# Asterisk's own in-call codes (features.conf): ours must not shadow them, nor they ours.
+ASTERISK_TRANSFER_CODES = ("##", "*2")
+
+
+# --- one model per table -----------------------------------------------------------------------
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SiteTable(_Table):
+    name: SiteName = "hotline"
+
+
+class SipTable(_Table):
+    bind: IpAddress = "127.0.0.1"
+    port: Port = 5060
+    rtp_start: Port = 20000
+    rtp_end: Port = 20999
+
+
+class AmiTable(_Table):
+    bind: IpAddress = "127.0.0.1"
+    port: Port = 5038
+
+
+class AgiTable(_Table):
+    host: Host = "127.0.0.1"
+    port: Port = 4573
+
+
+class TrunkTable(_Table):
+    hosts: tuple[TrunkHost, ...] = Field(min_length=1)
+
+
+class NumbersTable(_Table):
+    hotline_12345: tuple[DialledNumber, ...] = Field(alias="12345", min_length=1)
+    police_110: tuple[DialledNumber, ...] = Field(alias="110", min_length=1)
+
+
+class SeatsTable(_Table):
+    # A platform's queue with no seat would ring nobody: at least one operator each.
+    hotline_12345: tuple[SeatId, ...] = Field(alias="12345", min_length=1)
+    police_110: tuple[SeatId, ...] = Field(alias="110", min_length=1)
+    linkage_12345: tuple[SeatId, ...] = ()
+    linkage_110: tuple[SeatId, ...] = ()
+    supervisors: tuple[SeatId, ...] = ()
+
+
+class QueuesTable(_Table):
+    ring_seat_s: Seconds = 15
+    retry_s: Annotated[StrictInt, Field(ge=0, le=600)] = 2
+
+
+class FlowsTable(_Table):
+    transfer_timeout_s: Seconds = 20
+    transfer_back_timeout_s: Seconds = 20
+
+
+class FeatureCodesTable(_Table):
+    one_touch_transfer: KeyCode = "*1"
+    three_way: KeyCode = "*4"
+
+
+class SupervisorCodesTable(_Table):
+    listen: KeyCode = "*70"
+    whisper: KeyCode = "*71"
+    barge: KeyCode = "*72"
+
+
+class LinkageTrunkTable(_Table):
+    host: IpAddress
+    port: Port = 5060
+
+
+class TranscriptionTable(_Table):
+    enabled: StrictBool = True
+    auto_handover_110: StrictBool = False
+    phrases: tuple[Phrase, ...] = ()
+
+
+# Tables that may be left out: a missing one is read as empty, so its own defaults apply and a
+# required key inside it is reported by its full name (``numbers.12345``), not as the table.
+_TABLES = ("site", "sip", "ami", "agi", "trunk", "numbers", "seats", "queues", "flows", "feature_codes",
+           "supervisor_codes", "linkage", "transcription")
+
+
+class SiteFile(_Table):
+    """``site.toml`` as a whole, with the checks that span tables."""
+
+    site: SiteTable
+    sip: SipTable
+    ami: AmiTable
+    agi: AgiTable
+    trunk: TrunkTable
+    numbers: NumbersTable
+    seats: SeatsTable
+    queues: QueuesTable
+    flows: FlowsTable
+    feature_codes: FeatureCodesTable
+    supervisor_codes: SupervisorCodesTable
+    linkage: dict[LinkageHotline, DialString]  # hotline -> where Asterisk dials it
+    linkage_trunk: LinkageTrunkTable | None = None  # the gateway towards the hotlines
+    transcription: TranscriptionTable
+
+    @model_validator(mode="before")
+    @classmethod
+    def _missing_tables_are_empty(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {**{t: {} for t in _TABLES}, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SiteFile:
+        if self.sip.rtp_end <= self.sip.rtp_start:
+            raise ValueError("sip.rtp_end must be above sip.rtp_start")
+        s = self.seats
+        all_ids = [*s.hotline_12345, *s.police_110, *s.linkage_12345, *s.linkage_110, *s.supervisors]
+        if dup := sorted({x for x in all_ids if all_ids.count(x) > 1}):
+            raise ValueError(f"seats listed twice: {dup} (a seat has one role on one platform)")
+        if shared := sorted(set(self.numbers.hotline_12345) & set(self.numbers.police_110)):
+            # numbers.conf would hold two `exten => N` lines and Asterisk keeps one of them.
+            raise ValueError(f"numbers listed for both platforms: {shared}")
+        _no_prefixes("feature code", [self.feature_codes.one_touch_transfer, self.feature_codes.three_way,
+                                      *ASTERISK_TRANSFER_CODES])
+        _no_prefixes("supervisor code", [self.supervisor_codes.listen, self.supervisor_codes.whisper,
+                                         self.supervisor_codes.barge])
+        return self
+
+
+def _no_prefixes(what: str, codes: list[str]) -> None:
+    """Asterisk acts on a code as soon as its keys match, so a code that starts another would
+    make the longer one unreachable."""
+    for i, a in enumerate(codes):
+        for j, b in enumerate(codes):
+            if i != j and b.startswith(a):
+                problem = "is used twice" if a == b else f"is a prefix of {b!r}"
+                raise ValueError(f"{what} {a!r} {problem}")
+
+
+# --- what the code reads -----------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class Site:
+    """The validated site, flattened for its readers (built by :func:`parse_site`)."""
+
     name: str
     sip_bind: str
     sip_port: int
@@ -41,15 +255,34 @@ class Site:
     retry_s: int = 2
     transfer_timeout_s: int = 20
     transfer_back_timeout_s: int = 20
-    feature_codes: dict[str, str] = field(default_factory=lambda: {"one_touch_transfer": "*1",
-                                                                   "three_way": "*4"})
-    supervisor_codes: dict[str, str] = field(default_factory=lambda: {"listen": "*70", "whisper": "*71",
-                                                                      "barge": "*72"})
+    feature_codes: dict[str, str] = field(default_factory=lambda: FeatureCodesTable().model_dump())
+    supervisor_codes: dict[str, str] = field(default_factory=lambda: SupervisorCodesTable().model_dump())
     linkage_dial: dict[str, str] = field(default_factory=dict)  # hotline -> Asterisk dial string
     linkage_trunk: tuple[str, int] | None = None  # (host, port) of the hotline gateway
     transcribe: bool = True            # tap and transcribe every answered call
     auto_handover_110: bool = False    # a life threat heard at 12345 starts the 110 three-way at once
     phrases: tuple[str, ...] = ()      # local place and road names the recognizer should know
+
+    @classmethod
+    def from_file(cls, f: SiteFile) -> Site:
+        s, n = f.seats, f.numbers
+        return cls(
+            name=f.site.name, sip_bind=f.sip.bind, sip_port=f.sip.port, rtp_start=f.sip.rtp_start,
+            rtp_end=f.sip.rtp_end, ami_bind=f.ami.bind, ami_port=f.ami.port, agi_host=f.agi.host,
+            agi_port=f.agi.port, trunk_hosts=f.trunk.hosts,
+            numbers={Service.HOTLINE_12345: n.hotline_12345, Service.POLICE_110: n.police_110},
+            operators={Service.HOTLINE_12345: s.hotline_12345, Service.POLICE_110: s.police_110},
+            linkage={Service.HOTLINE_12345: s.linkage_12345, Service.POLICE_110: s.linkage_110},
+            supervisors=s.supervisors,
+            ring_seat_s=f.queues.ring_seat_s, retry_s=f.queues.retry_s,
+            transfer_timeout_s=f.flows.transfer_timeout_s,
+            transfer_back_timeout_s=f.flows.transfer_back_timeout_s,
+            feature_codes=f.feature_codes.model_dump(), supervisor_codes=f.supervisor_codes.model_dump(),
+            linkage_dial=dict(f.linkage),
+            linkage_trunk=(f.linkage_trunk.host, f.linkage_trunk.port) if f.linkage_trunk else None,
+            transcribe=f.transcription.enabled, auto_handover_110=f.transcription.auto_handover_110,
+            phrases=f.transcription.phrases,
+        )
 
     @property
     def all_seats(self) -> tuple[str, ...]:
@@ -66,172 +299,42 @@ class Site:
         return None
 
     def with_ports(self, *, sip_port: int, ami_port: int, agi_port: int, rtp_start: int) -> Site:
-        from dataclasses import replace
-
         return replace(
             self, sip_port=sip_port, ami_port=ami_port, agi_port=agi_port,
             rtp_start=rtp_start, rtp_end=rtp_start + (self.rtp_end - self.rtp_start),
         )
 
 
-def _get(d: dict, path: str, typ: type, default: object = ...) -> object:
-    cur: object = d
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            if default is ...:
-                raise SiteError(f"site: missing key {path!r}")
-            return default
-        cur = cur[part]
-    if not isinstance(cur, typ) or (typ is int and isinstance(cur, bool)):
-        raise SiteError(f"site: {path!r} must be {typ.__name__}, got {cur!r}")
-    return cur
-
-
-def _int(d: dict, path: str, default: int) -> int:
-    v = _get(d, path, int, default)
-    assert isinstance(v, int)
-    return v
-
-
-def _bool(d: dict, path: str, default: bool) -> bool:
-    v = _get(d, path, bool, default)
-    assert isinstance(v, bool)
-    return v
-
-
-def _phrases(d: dict) -> tuple[str, ...]:
-    raw = _get(d, "transcription.phrases", list, [])
-    assert isinstance(raw, list)
-    out: list[str] = []
-    for i, p in enumerate(raw):
-        if not isinstance(p, str) or not p.strip() or len(p) > 64:
-            raise SiteError(f"site: transcription.phrases[{i}] must be a non-empty string of <= 64 chars")
-        out.append(p.strip())
-    return tuple(out)
-
-
-def _str(d: dict, path: str, default: str) -> str:
-    v = _get(d, path, str, default)
-    assert isinstance(v, str)
-    return v
-
-
-_DIAL_RE = re.compile(r"^[A-Za-z]+/[A-Za-z0-9@._+*#-]{1,80}$")
-
-
-def _linkage(d: dict) -> dict[str, str]:
-    raw = _get(d, "linkage", dict, {})
-    assert isinstance(raw, dict)
-    out = {}
-    for name, dial in raw.items():
-        if name not in LINKAGE_HOTLINES:
-            raise SiteError(f"site: linkage.{name}: unknown hotline (known: {', '.join(LINKAGE_HOTLINES)})")
-        if not isinstance(dial, str) or not _DIAL_RE.fullmatch(dial):
-            raise SiteError(f"site: linkage.{name} must be a dial string like 'PJSIP/119@trunk', "
-                            f"got {dial!r}")
-        out[name] = dial
-    return out
-
-
-def _linkage_trunk(d: dict) -> tuple[str, int] | None:
-    if "linkage_trunk" not in d:
-        return None
-    host = _str(d, "linkage_trunk.host", "")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise SiteError(f"site: linkage_trunk.host {host!r} is not an IP address") from None
-    return host, _int(d, "linkage_trunk.port", 5060)
-
-
-_CODE_RE = re.compile(r"^[0-9*#]{1,6}$")
-
-
-def _code(d: dict, path: str, default: str) -> str:
-    v = _str(d, path, default)
-    if not _CODE_RE.fullmatch(v):
-        raise SiteError(f"site: {path!r} must be 1-6 of 0-9 * #, got {v!r}")
-    return v
-
-
-def _ids(d: dict, path: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
-    raw = _get(d, path, list, [])
-    assert isinstance(raw, list)
+def _describe(exc: ValidationError) -> str:
+    """``seats.12345[0]: must be ..., got '12a1'`` for each problem, keys as the file spells them."""
     out = []
-    for v in raw:
-        if not isinstance(v, str) or not pattern.fullmatch(v):
-            raise SiteError(f"site: {path!r} has an invalid entry {v!r}")
-        out.append(v)
-    return tuple(out)
+    errors = exc.errors(include_url=False)
+    for err in errors:
+        if err["type"] == "too_short" and any(e["loc"][:len(err["loc"])] == err["loc"] and e is not err
+                                              for e in errors):
+            continue  # "no item left" after a bad item says nothing more than the bad item
+        path = ""
+        for part in err["loc"]:
+            if part == "[key]":
+                continue
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch":
+            msg = f"must match {err['ctx']['pattern'].removeprefix('^(?:').removesuffix(')$')}"
+        if err["type"] not in ("value_error", "missing", "extra_forbidden") and not isinstance(
+                err.get("input"), dict | list | tuple):
+            msg += f" (got {err.get('input')!r:.80})"
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append(f"{path}: {msg}" if path else msg)
+    return "; ".join(out)
 
 
-def parse_site(data: dict) -> Site:
-    numbers = {svc: _ids(data, f"numbers.{svc.value}", _NUMBER_RE) for svc in Service}
-    operators = {svc: _ids(data, f"seats.{svc.value}", _SEAT_RE) for svc in Service}
-    linkage = {svc: _ids(data, f"seats.linkage_{svc.value}", _SEAT_RE) for svc in Service}
-    supervisors = _ids(data, "seats.supervisors", _SEAT_RE)
-    raw_hosts = _get(data, "trunk.hosts", list)
-    assert isinstance(raw_hosts, list)
-    trunk_hosts = tuple(str(h) for h in raw_hosts)
-    for h in trunk_hosts:
-        try:
-            ipaddress.ip_network(h, strict=False)
-        except ValueError:
-            raise SiteError(f"site: trunk host {h!r} is not an IP address or network") from None
-    all_ids = [s for t in (*operators.values(), *linkage.values(), supervisors) for s in t]
-    dup = {s for s in all_ids if all_ids.count(s) > 1}
-    if dup:
-        raise SiteError(f"site: seats listed twice: {sorted(dup)}")
-    shared = set(numbers[Service.HOTLINE_12345]) & set(numbers[Service.POLICE_110])
-    if shared:
-        raise SiteError(f"site: numbers listed for both platforms: {sorted(shared)}")
-    for svc in Service:
-        if not numbers[svc]:
-            raise SiteError(f"site: numbers.{svc.value} is empty")
-        if not operators[svc]:
-            raise SiteError(f"site: seats.{svc.value} is empty; the queue would have no seat")
-    site = Site(
-        name=_str(data, "site.name", "hotline"),
-        sip_bind=_str(data, "sip.bind", "127.0.0.1"),
-        sip_port=_int(data, "sip.port", 5060),
-        rtp_start=_int(data, "sip.rtp_start", 20000),
-        rtp_end=_int(data, "sip.rtp_end", 20999),
-        ami_bind=_str(data, "ami.bind", "127.0.0.1"),
-        ami_port=_int(data, "ami.port", 5038),
-        agi_host=_str(data, "agi.host", "127.0.0.1"),
-        agi_port=_int(data, "agi.port", 4573),
-        trunk_hosts=trunk_hosts,
-        numbers=numbers,
-        operators=operators,
-        linkage=linkage,
-        supervisors=supervisors,
-        ring_seat_s=_int(data, "queues.ring_seat_s", 15),
-        retry_s=_int(data, "queues.retry_s", 2),
-        transfer_timeout_s=_int(data, "flows.transfer_timeout_s", 20),
-        transfer_back_timeout_s=_int(data, "flows.transfer_back_timeout_s", 20),
-        feature_codes={"one_touch_transfer": _code(data, "feature_codes.one_touch_transfer", "*1"),
-                       "three_way": _code(data, "feature_codes.three_way", "*4")},
-        supervisor_codes={m: _code(data, f"supervisor_codes.{m}", d)
-                          for m, d in (("listen", "*70"), ("whisper", "*71"), ("barge", "*72"))},
-        linkage_dial=_linkage(data),
-        linkage_trunk=_linkage_trunk(data),
-        transcribe=_bool(data, "transcription.enabled", True),
-        auto_handover_110=_bool(data, "transcription.auto_handover_110", False),
-        phrases=_phrases(data),
-    )
-    codes = list(site.feature_codes.values()) + ["##", "*2"]
-    sup = list(site.supervisor_codes.values())
-    for a in sup:
-        for b in sup:
-            if a is not b and b.startswith(a):
-                raise SiteError(f"site: supervisor code {a!r} is a prefix of {b!r}")
-    for a in codes:
-        for b in codes:
-            if a is not b and b.startswith(a):
-                raise SiteError(f"site: feature code {a!r} is a prefix of {b!r}")
-    if site.rtp_end <= site.rtp_start:
-        raise SiteError("site: sip.rtp_end must be above sip.rtp_start")
-    return site
+def parse_site(data: dict[str, Any]) -> Site:
+    try:
+        return Site.from_file(SiteFile.model_validate(data))
+    except ValidationError as exc:
+        raise SiteError(f"site: {_describe(exc)}") from None
 
 
 def load_site(path: Path) -> Site:
@@ -239,6 +342,9 @@ def load_site(path: Path) -> Site:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SiteError(f"site: file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SiteError(f"site: {path}: {exc}") from None
-    return parse_site(data)
+    try:
+        return parse_site(data)
+    except SiteError as exc:
+        raise SiteError(f"{exc} (in {path})") from None
