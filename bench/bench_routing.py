@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.common import require_measured, write_result
 from routing import Router
 from routing.evaluate import CASES_DIR, load_cases
 
@@ -111,10 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     seg = rows["jieba segmentation alone"]
     print(f"\nrouting costs {full['p50_ms'] / seg['p50_ms']:.1f}x jieba alone at p50; aim 2,000/s and "
           f"p99 < 5 ms: {'met' if full['per_second'] >= 2000 and full['p99_ms'] < 5 else 'NOT met'}")
+    require_measured(rows)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"wrote {RESULTS}")
+        write_result("routing", result, quick=args.quick)
     return 0
 
 

@@ -157,7 +157,7 @@ class FlowService:
                         target: Service) -> dict[str, Any]:
         # Async: panoramisk looks for it on every "...successfully queued" answer.
         resp = await client.action({"Action": "Atxfer", "Channel": state["seat_channel"],
-                                    "Exten": f"{target.value}-{linkedid}", "Context": CTX_ATXFER,
+                                    "Exten": f"{target.value}*{linkedid}", "Context": CTX_ATXFER,
                                     "Async": "false"})
         if resp.get("Response") != "Success":
             raise FlowError(f"Asterisk refused the attended transfer: {resp.get('Message', '?')}")
@@ -183,7 +183,7 @@ class FlowService:
         state = await self._state(linkedid)
         if not state.get("attended"):
             raise CallNotBridged("no attended transfer of this call is under way")
-        pattern = rf"/^Local\/(110|12345)-{re.escape(linkedid)}@{CTX_ATXFER}-/"
+        pattern = rf"/^Local\/(110|12345)\*{re.escape(linkedid)}@{CTX_ATXFER}-/"
         resp = await self._client().action({"Action": "Hangup", "Channel": pattern})
         if resp.get("Response") != "Success":
             raise FlowError(f"could not cancel: {resp.get('Message', '?')}")

@@ -156,11 +156,11 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
             target = (ev.get("Extension") or seat_of(ev.get("TransferTargetChannel"))
                       or ev.get("TransferTargetExten") or "")
             seat = seat_of(ev.get("TransfererChannel") or ev.get("OrigTransfererChannel"))
-            # Our attended transfers consult over Local/<platform>[-<call id>]@hotline-atxfer (the
+            # Our attended transfers consult over Local/<platform>[*<call id>]@hotline-atxfer (the
             # Local channel carries the transferer's variables, so its name is what tells).
-            if m := re.match(r"^Local/(110|12345)[-@]", ev.get("TransferTargetChannel", "")):
+            if m := re.match(r"^Local/(110|12345)[-*@]", ev.get("TransferTargetChannel", "")):
                 target = m.group(1)
-            elif m := re.match(r"^(110|12345)-", target):
+            elif m := re.match(r"^(110|12345)[-*]", target):
                 target = m.group(1)
             elif not target and kind == "attended":
                 # Asterisk optimised the consultation's Local channel away and names no target:

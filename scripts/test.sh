@@ -20,3 +20,10 @@ if [ -f routing/cli.py ]; then
 fi
 echo "== pytest"
 .venv/bin/pytest -p no:cacheprovider "$@"
+# Every benchmark with a quick mode runs it: the same code paths and baseline, far fewer calls,
+# results not written; a row that measured nothing fails the run (bench/common.py).
+echo "== benchmarks, quick (bench/*.py --quick)"
+echo "-- bench_routing"
+.venv/bin/python -m bench.bench_routing --quick
+echo "-- bench_transfer (one-touch, three-way, and Asterisk's own ## as the baseline)"
+.venv/bin/python -m bench.bench_transfer --quick
