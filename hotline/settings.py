@@ -1,15 +1,27 @@
 """The one place that reads the environment.
 
 Everything else receives a :class:`Settings` instance (constructor or app key); nothing else calls
-``os.getenv``.
+``os.getenv``. Each setting is a field of one pydantic model whose alias is its environment
+variable: values from the environment are parsed (booleans from words, never ``bool(str)``;
+integers bounded), and a bad one is a :class:`SettingsError` naming the variable.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,38 +53,97 @@ def parse_int(name: str, value: str, lo: int = 0, hi: int = 1 << 31) -> int:
     return n
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in value.split(",") if p.strip())
+# --- how a variable's text becomes a value (Python callers pass the value itself) ----------------
+
+def _int_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return int(value.strip())  # "4573.0" and "0x10" are refused, as a typo would be
+        except ValueError:
+            raise ValueError(f"expected an integer, got {value!r}") from None
+    return value
 
 
-@dataclass(frozen=True)
-class Settings:
+def _path_text(value: Any) -> Any:
+    return Path(value).resolve() if isinstance(value, str) else value
+
+
+def _csv_text(value: Any) -> Any:
+    return tuple(p.strip() for p in value.split(",") if p.strip()) if isinstance(value, str) else value
+
+
+def _normalise_db_url(url: Any) -> Any:
+    """Accept the usual spellings and pick the async driver."""
+    if not isinstance(url, str):
+        return url
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+asyncpg://" + url[len("postgresql://"):]
+    if url.startswith("sqlite:///"):
+        url = "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+    return url
+
+
+EnvInt = Annotated[int, BeforeValidator(_int_text), Field(strict=True)]  # bounds: on each field
+EnvPath = Annotated[Path, BeforeValidator(_path_text)]
+EnvStr = Annotated[str, Field(strict=True, max_length=2048)]
+
+
+def _port(value: int, info: ValidationInfo) -> int:
+    # Port 0 (any free port) is for a test's own Settings; from the environment it is a mistake:
+    # the workers could never find a server listening on a random port.
+    if value == 0 and info.context and info.context.get("environment"):
+        raise ValueError("expected a port (1..65535), got 0")
+    return value
+
+
+EnvPort = Annotated[EnvInt, Field(ge=0, le=65535), AfterValidator(_port)]
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                     BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v)]
+
+
+def _env(default: Any, var: str, *, ge: int | None = None, le: int | None = None) -> Any:
+    return Field(default, validation_alias=var, ge=ge, le=le)
+
+
+class Settings(BaseModel):
     """Process-wide settings. Defaults are the embedded single-machine setup."""
 
-    state_dir: Path = REPO_ROOT / "var"
-    site_file: Path = REPO_ROOT / "site.toml"
-    conf_dir: Path = REPO_ROOT / "asterisk_conf"
-    database_url: str = ""  # empty: SQLite file in state_dir
-    redis_url: str = ""  # empty: `hotline up` starts a redis-server on a free loopback port
-    api_host: str = "127.0.0.1"
-    api_port: int = 8080
-    api_base_url: str = ""  # where AGI/AMI workers reach the API; empty: http://api_host:api_port
-    agi_host: str = "127.0.0.1"
-    agi_port: int = 4573
-    agi_allowed_hosts: tuple[str, ...] = ("127.0.0.1", "::1")
-    agi_budget_ms: int = 400  # intake answers with defaults when its work takes longer than this
-    asterisk_rootfs: Path = Path("/var/cache/hotline/rootfs")
-    asterisk_instance: str = "default"
-    log_level: str = "INFO"
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    state_dir: EnvPath = _env(REPO_ROOT / "var", "HOTLINE_STATE_DIR")
+    site_file: EnvPath = _env(REPO_ROOT / "site.toml", "HOTLINE_SITE")
+    conf_dir: EnvPath = _env(REPO_ROOT / "asterisk_conf", "HOTLINE_CONF_DIR")
+    # empty: SQLite file in state_dir
+    database_url: Annotated[EnvStr, BeforeValidator(_normalise_db_url)] = _env("", "DATABASE_URL")
+    redis_url: EnvStr = _env("", "REDIS_URL")  # empty: `hotline up` starts a redis-server on a free port
+    api_host: EnvStr = _env("127.0.0.1", "HOTLINE_API_HOST")
+    api_port: EnvPort = _env(8080, "HOTLINE_API_PORT")
+    # where AGI/AMI workers reach the API; empty: http://api_host:api_port
+    api_base_url: Annotated[EnvStr, BeforeValidator(lambda v: v.rstrip("/") if isinstance(v, str) else v)] = (
+        _env("", "HOTLINE_API_URL"))
+    agi_host: EnvStr = _env("127.0.0.1", "HOTLINE_AGI_HOST")
+    agi_port: EnvPort = _env(4573, "HOTLINE_AGI_PORT")
+    agi_allowed_hosts: Annotated[tuple[EnvStr, ...], BeforeValidator(_csv_text)] = (
+        _env(("127.0.0.1", "::1"), "HOTLINE_AGI_ALLOWED_HOSTS"))
+    # intake answers with defaults when its work takes longer than this
+    agi_budget_ms: EnvInt = _env(400, "HOTLINE_AGI_BUDGET_MS", ge=10, le=60_000)
+    asterisk_rootfs: EnvPath = _env(Path("/var/cache/hotline/rootfs"), "HOTLINE_ASTERISK_ROOTFS")
+    asterisk_instance: EnvStr = _env("default", "HOTLINE_ASTERISK_INSTANCE")
+    log_level: LogLevel = _env("INFO", "HOTLINE_LOG_LEVEL")
     # Live transcription: the Vosk model directory (empty: the demo model package when installed),
     # where the transcriber takes Asterisk's AudioSocket streams, and its decoding pool size.
-    vosk_model: Path | None = None
-    audiosocket_host: str = "127.0.0.1"
-    audiosocket_port: int = 4574
-    transcribe_workers: int = 0  # 0: one per CPU core
-    transcribe_max_streams: int = 0  # 0: two per core (bench/bench_transcribe.py: 4 in real time on 2)
-    transcribe_backlog_ms: int = 2000  # audio a stream may have waiting for decoding; beyond it, dropped
-    extra: Mapping[str, str] = field(default_factory=dict)
+    vosk_model: EnvPath | None = _env(None, "HOTLINE_VOSK_MODEL")
+    audiosocket_host: EnvStr = _env("127.0.0.1", "HOTLINE_AUDIOSOCKET_HOST")
+    audiosocket_port: EnvPort = _env(4574, "HOTLINE_AUDIOSOCKET_PORT")
+    # 0: one per CPU core
+    transcribe_workers: EnvInt = _env(0, "HOTLINE_TRANSCRIBE_WORKERS", ge=0, le=256)
+    # 0: two per core (bench/bench_transcribe.py: 4 in real time on 2)
+    transcribe_max_streams: EnvInt = _env(0, "HOTLINE_TRANSCRIBE_MAX_STREAMS", ge=0, le=10_000)
+    # audio a stream may have waiting for decoding; beyond it, dropped
+    transcribe_backlog_ms: EnvInt = _env(2000, "HOTLINE_TRANSCRIBE_BACKLOG_MS", ge=100, le=3_600_000)
+    extra: dict[str, str] = Field(default_factory=dict)  # HOTLINE_FLAG_* (see flag())
 
     @property
     def effective_database_url(self) -> str:
@@ -87,82 +158,38 @@ class Settings:
         return self.state_dir / "secrets.json"
 
     def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with some settings changed, validated as the environment's values are."""
+        try:
+            return type(self).model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+
+    @classmethod
+    def env_vars(cls) -> dict[str, str]:
+        """Field name -> the environment variable that sets it."""
+        return {name: str(f.validation_alias) for name, f in cls.model_fields.items() if f.validation_alias}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        s = cls()
-        changes: dict[str, object] = {}
-        if v := env.get("HOTLINE_STATE_DIR"):
-            changes["state_dir"] = Path(v).resolve()
-        if v := env.get("HOTLINE_SITE"):
-            changes["site_file"] = Path(v).resolve()
-        if v := env.get("HOTLINE_CONF_DIR"):
-            changes["conf_dir"] = Path(v).resolve()
-        if v := env.get("DATABASE_URL"):
-            changes["database_url"] = _normalise_db_url(v)
-        if v := env.get("REDIS_URL"):
-            changes["redis_url"] = v
-        if v := env.get("HOTLINE_API_HOST"):
-            changes["api_host"] = v
-        if v := env.get("HOTLINE_API_PORT"):
-            changes["api_port"] = parse_int("HOTLINE_API_PORT", v, 1, 65535)
-        if v := env.get("HOTLINE_API_URL"):
-            changes["api_base_url"] = v.rstrip("/")
-        if v := env.get("HOTLINE_AGI_HOST"):
-            changes["agi_host"] = v
-        if v := env.get("HOTLINE_AGI_PORT"):
-            changes["agi_port"] = parse_int("HOTLINE_AGI_PORT", v, 1, 65535)
-        if v := env.get("HOTLINE_AGI_ALLOWED_HOSTS"):
-            changes["agi_allowed_hosts"] = _csv(v)
-        if v := env.get("HOTLINE_AGI_BUDGET_MS"):
-            changes["agi_budget_ms"] = parse_int("HOTLINE_AGI_BUDGET_MS", v, 10, 60_000)
-        if v := env.get("HOTLINE_ASTERISK_ROOTFS"):
-            changes["asterisk_rootfs"] = Path(v).resolve()
-        if v := env.get("HOTLINE_ASTERISK_INSTANCE"):
-            changes["asterisk_instance"] = v
-        if v := env.get("HOTLINE_VOSK_MODEL"):
-            changes["vosk_model"] = Path(v).resolve()
-        if v := env.get("HOTLINE_AUDIOSOCKET_HOST"):
-            changes["audiosocket_host"] = v
-        if v := env.get("HOTLINE_AUDIOSOCKET_PORT"):
-            changes["audiosocket_port"] = parse_int("HOTLINE_AUDIOSOCKET_PORT", v, 1, 65535)
-        if v := env.get("HOTLINE_TRANSCRIBE_WORKERS"):
-            changes["transcribe_workers"] = parse_int("HOTLINE_TRANSCRIBE_WORKERS", v, 0, 256)
-        if v := env.get("HOTLINE_TRANSCRIBE_MAX_STREAMS"):
-            changes["transcribe_max_streams"] = parse_int("HOTLINE_TRANSCRIBE_MAX_STREAMS", v, 0, 10_000)
-        if v := env.get("HOTLINE_TRANSCRIBE_BACKLOG_MS"):
-            changes["transcribe_backlog_ms"] = parse_int("HOTLINE_TRANSCRIBE_BACKLOG_MS", v, 100, 3_600_000)
-        if v := env.get("HOTLINE_LOG_LEVEL"):
-            changes["log_level"] = v.upper()
-        changes["extra"] = {k: v for k, v in env.items() if k.startswith("HOTLINE_FLAG_")}
-        return s.with_(**changes)
+        # An empty variable is unset (the default applies), as a shell's `X= cmd` means.
+        values: dict[str, Any] = {var: env[var] for var in cls.env_vars().values() if env.get(var)}
+        values["extra"] = {k: v for k, v in env.items() if k.startswith("HOTLINE_FLAG_")}
+        try:
+            return cls.model_validate(values, context={"environment": True})
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
 
     def to_env(self) -> dict[str, str]:
         """The environment that makes ``from_env`` rebuild these settings (for child processes)."""
-        env = {
-            "HOTLINE_STATE_DIR": str(self.state_dir), "HOTLINE_SITE": str(self.site_file),
-            "HOTLINE_CONF_DIR": str(self.conf_dir), "HOTLINE_API_HOST": self.api_host,
-            "HOTLINE_API_PORT": str(self.api_port), "HOTLINE_API_URL": self.effective_api_base_url,
-            "HOTLINE_AGI_HOST": self.agi_host, "HOTLINE_AGI_PORT": str(self.agi_port),
-            "HOTLINE_AGI_ALLOWED_HOSTS": ",".join(self.agi_allowed_hosts),
-            "HOTLINE_AGI_BUDGET_MS": str(self.agi_budget_ms),
-            "HOTLINE_ASTERISK_ROOTFS": str(self.asterisk_rootfs),
-            "HOTLINE_ASTERISK_INSTANCE": self.asterisk_instance, "HOTLINE_LOG_LEVEL": self.log_level,
-            "HOTLINE_AUDIOSOCKET_HOST": self.audiosocket_host,
-            "HOTLINE_AUDIOSOCKET_PORT": str(self.audiosocket_port),
-            "HOTLINE_TRANSCRIBE_WORKERS": str(self.transcribe_workers),
-            "HOTLINE_TRANSCRIBE_BACKLOG_MS": str(self.transcribe_backlog_ms),
-            "HOTLINE_TRANSCRIBE_MAX_STREAMS": str(self.transcribe_max_streams),
-            **dict(self.extra),
-        }
-        if self.vosk_model:
-            env["HOTLINE_VOSK_MODEL"] = str(self.vosk_model)
-        if self.database_url:
-            env["DATABASE_URL"] = self.database_url
-        if self.redis_url:
-            env["REDIS_URL"] = self.redis_url
+        env: dict[str, str] = {}
+        for name, var in self.env_vars().items():
+            value = getattr(self, name)
+            if value is None or value == "":
+                continue
+            env[var] = ",".join(value) if isinstance(value, tuple) else str(value)
+        env["HOTLINE_API_URL"] = self.effective_api_base_url
+        env.update(self.extra)
         return env
 
     def flag(self, name: str, default: bool = False) -> bool:
@@ -171,12 +198,15 @@ class Settings:
         return default if raw is None else parse_bool(f"HOTLINE_FLAG_{name.upper()}", raw)
 
 
-def _normalise_db_url(url: str) -> str:
-    """Accept the usual spellings and pick the async driver."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
-    if url.startswith("postgresql://"):
-        url = "postgresql+asyncpg://" + url[len("postgresql://"):]
-    if url.startswith("sqlite:///"):
-        url = "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
-    return url
+def _describe(exc: ValidationError) -> str:
+    """``HOTLINE_API_PORT: Input should be less than or equal to 65535 (got '65536')``, each problem."""
+    aliases = Settings.env_vars()
+    out = []
+    for err in exc.errors(include_url=False):
+        head = str(err["loc"][0]) if err["loc"] else "settings"
+        var = aliases.get(head, head)  # a Python caller's field name -> its variable
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] != "value_error":
+            msg += f" (got {err.get('input')!r:.80})"
+        out.append(f"{var}: {msg}")
+    return "; ".join(out)
