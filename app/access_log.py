@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import unquote_plus
 
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-_TOKEN = re.compile(r"(access_token=)[^&\s]*")
+# Any query parameter whose name decodes to access_token (access%5Ftoken, ACCESS_TOKEN, ...): the
+# server decodes names before it reads them, so the log must too.
+_PARAM = re.compile(r"([?&;])([^=&\s]*)=([^&\s]*)")
 
 
 def mask_tokens(text: str) -> str:
-    return _TOKEN.sub(r"\1***", text)
+    def mask(m: re.Match[str]) -> str:
+        name = unquote_plus(m.group(2)).lower()
+        return f"{m.group(1)}{m.group(2)}=***" if name == "access_token" else m.group(0)
+
+    return _PARAM.sub(mask, text)
 
 
 class MaskingAccessLogger(AccessLogger):

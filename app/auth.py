@@ -68,7 +68,10 @@ class TokenBook:
     def authenticate(self, header: str | None) -> Principal:
         if not header or not header.startswith("Bearer "):
             raise Unauthorized()
-        presented = header[len("Bearer ") :].strip().encode()
+        try:  # a header with bytes that are not ASCII holds no token of ours (not a 500)
+            presented = header[len("Bearer ") :].strip().encode("ascii")
+        except UnicodeEncodeError:
+            raise Unauthorized("the bearer token is not ASCII") from None
         found = None
         for token, principal in self._tokens.items():  # constant time per token
             if hmac.compare_digest(token, presented):

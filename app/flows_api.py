@@ -85,7 +85,7 @@ def _conf(request: web.Request) -> Any:
 async def _run(request: web.Request, action: str, allowed: set[str], call: Any) -> web.Response:
     """Validate the call id and body keys, run the flow, audit who asked and what came of it."""
     linkedid = request.match_info["linkedid"]
-    if not LINKEDID_RE.match(linkedid):
+    if not LINKEDID_RE.fullmatch(linkedid):
         raise BadFlowRequest("bad call id", {"linkedid": "not a call id"})
     body = await read_json(request) if request.can_read_body else {}
     if not isinstance(body, dict) or set(body) - allowed:

@@ -37,7 +37,7 @@ async def read_json(request: web.Request) -> Any:
 def call_id(request: web.Request) -> str:
     """The ``{linkedid}`` of the URL; a malformed one is an unknown call (404), never a lookup."""
     linkedid = request.match_info["linkedid"]
-    if not LINKEDID_RE.match(linkedid):
+    if not LINKEDID_RE.fullmatch(linkedid):
         raise UnknownCall(details={"linkedid": linkedid[:64]})
     return linkedid
 

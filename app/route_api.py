@@ -71,7 +71,7 @@ async def post_call_route(request: web.Request) -> web.StreamResponse:
     """Route the caller's words for one call and keep the answer with the call, so it travels with
     it: the seat that takes a transfer or joins a three-way bridge reads it in ``context``."""
     linkedid = request.match_info["linkedid"]
-    call = await request.app[keys.CALLS].exists(linkedid) if LINKEDID_RE.match(linkedid) else None
+    call = await request.app[keys.CALLS].exists(linkedid) if LINKEDID_RE.fullmatch(linkedid) else None
     if call is None:
         raise UnknownCall(details={"linkedid": linkedid})
     raw = await read_json(request)

@@ -54,6 +54,40 @@ def fail(problems: list[Problem], message: str = "request failed validation") ->
         raise ValidationFailed(message, details=[p.to_json() for p in problems])
 
 
+MAX_DATA_DEPTH = 16
+
+
+def _bad_text(v: Any) -> bool:
+    """A string that cannot be stored and read back: a lone surrogate (from JSON "\\ud800") cannot
+    be encoded, and PostgreSQL refuses NUL."""
+    if not isinstance(v, str):
+        return False
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return "\x00" in v
+
+
+def _depth(v: Any, limit: int) -> int:
+    """How deeply ``v`` nests (stops counting past ``limit``), without recursion."""
+    deepest, stack = 0, [(v, 1)]
+    while stack:
+        item, d = stack.pop()
+        if d > limit:
+            return d
+        deepest = max(deepest, d)
+        if isinstance(item, dict):
+            stack.extend((x, d + 1) for x in item.values())
+            if any(_bad_text(k) for k in item):
+                return -1
+        elif isinstance(item, list):
+            stack.extend((x, d + 1) for x in item)
+        elif _bad_text(item):
+            return -1
+    return deepest
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -71,7 +105,7 @@ def check_outcome(
         raise UnknownOutcome(
             f"unknown outcome {outcome[:64]!r}", details={"allowed": [o.value for o in Outcome]}
         ) from None
-    if detail is not None and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
+    if detail is not None and (not isinstance(detail, str) or len(detail) > MAX_DETAIL or _bad_text(detail)):
         problems.append(Problem("detail", f"must be a string of at most {MAX_DETAIL} characters", index))
     elif oc is Outcome.THREE_WAY and detail not in (Service.HOTLINE_12345.value, Service.POLICE_110.value):
         problems.append(Problem("detail", "three_way needs the accepting platform: '12345' or '110'", index))
@@ -95,9 +129,9 @@ def _event(raw: Any, index: int | None, problems: list[Problem]) -> CallEvent | 
         bad(str(extra)[:64], "unknown field")
     event_id: Any = raw.get("event_id")
     linkedid: Any = raw.get("linkedid")
-    if not isinstance(event_id, str) or not EVENT_ID_RE.match(event_id):
+    if not isinstance(event_id, str) or not EVENT_ID_RE.fullmatch(event_id):
         bad("event_id", "required; 1-128 characters of A-Z a-z 0-9 . _ : @ -")
-    if not isinstance(linkedid, str) or not LINKEDID_RE.match(linkedid):
+    if not isinstance(linkedid, str) or not LINKEDID_RE.fullmatch(linkedid):
         bad("linkedid", "required; 1-64 characters of A-Z a-z 0-9 . _ : -")
     etype: CallEventType | None = None
     try:
@@ -114,14 +148,19 @@ def _event(raw: Any, index: int | None, problems: list[Problem]) -> CallEvent | 
     if service is not None and service not in (s.value for s in Service):
         bad("service", "null, '12345' or '110'")
     caller = raw.get("caller")
-    if caller is not None and (not isinstance(caller, str) or len(caller) > MAX_RAW_CALLER):
+    if caller is not None and (not isinstance(caller, str) or len(caller) > MAX_RAW_CALLER
+                               or _bad_text(caller)):
         bad("caller", f"null or a string of at most {MAX_RAW_CALLER} characters")
     seat = raw.get("seat")
-    if seat is not None and (not isinstance(seat, str) or not SEAT_RE.match(seat)):
+    if seat is not None and (not isinstance(seat, str) or not SEAT_RE.fullmatch(seat)):
         bad("seat", "null or 1-64 characters of A-Z a-z 0-9 . _ @ / -")
     data = raw.get("data", {})
     if not isinstance(data, dict):
         bad("data", "must be a JSON object")
+    elif (depth := _depth(data, MAX_DATA_DEPTH)) < 0:
+        bad("data", "text must be valid Unicode without NUL")
+    elif depth > MAX_DATA_DEPTH:
+        bad("data", f"must nest at most {MAX_DATA_DEPTH} levels")
     else:
         try:
             size = len(json.dumps(data, ensure_ascii=False, allow_nan=False).encode())
@@ -178,8 +217,9 @@ def parse_outcome(body: Any) -> OutcomeRequest:
     ]
     oc = check_outcome(body.get("outcome"), body.get("detail"), problems)
     note = body.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
-        problems.append(Problem("note", f"null or a string of at most {MAX_NOTE} characters"))
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE or _bad_text(note)):
+        problems.append(Problem("note", f"null or a string of at most {MAX_NOTE} characters "
+                                "(valid Unicode, no NUL)"))
     fail(problems)
     assert oc is not None
     return OutcomeRequest(oc, body.get("detail"), note)

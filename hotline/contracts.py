@@ -166,6 +166,12 @@ class Segment:
         text = raw.get("text", "")
         if not isinstance(text, str) or len(text) > SEGMENT_TEXT_MAX:
             raise ValueError(f"segment.text: a string of at most {SEGMENT_TEXT_MAX} characters")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("segment.text: not valid Unicode (a lone surrogate)") from None
+        if "\x00" in text:
+            raise ValueError("segment.text: must not contain NUL")
         conf = raw.get("confidence")
         if conf is not None and (not isinstance(conf, int | float) or isinstance(conf, bool)
                                  or not 0 <= conf <= 1):

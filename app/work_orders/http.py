@@ -46,7 +46,7 @@ async def list_work_orders(request: web.Request) -> web.Response:
 @requires(OPERATOR, SUPERVISOR)
 async def confirm_work_order(request: web.Request) -> web.Response:
     ticket = request.match_info["ticket"]
-    if not TICKET_RE.match(ticket):
+    if not TICKET_RE.fullmatch(ticket):
         raise WorkOrderNotFound(details={"ticket": ticket[:32]})
     check_query(request, set())
     raw = corrections.parse_confirm_body(await read_json(request) if request.can_read_body else None)
@@ -60,7 +60,7 @@ async def list_corrections(request: web.Request) -> web.Response:
     check_query(request, {"ticket", "field", "limit"})
     problems: list[Problem] = []
     ticket, field = q.get("ticket"), q.get("field")
-    if ticket is not None and not TICKET_RE.match(ticket):
+    if ticket is not None and not TICKET_RE.fullmatch(ticket):
         problems.append(Problem("ticket", "a ticket number"))
     if field is not None and field not in corrections.FIELDS:
         problems.append(Problem("field", f"one of {', '.join(corrections.FIELDS)}"))
