@@ -78,6 +78,7 @@ async def test_a_non_utf8_authorization_header_is_401_not_500(api) -> None:
 
 def test_every_spelling_of_the_token_parameter_is_masked_in_the_access_log() -> None:
     for line in ("GET /api/live?access_token=SECRET HTTP/1.1", "GET /api/live?access%5Ftoken=SECRET&a=1",
-                 "GET /api/live?a=1&access%5ftoken=SECRET", "GET /api/live?access_token=SECRET&access_token=x"):
+                 "GET /api/live?a=1&access%5ftoken=SECRET",
+                 "GET /api/live?access_token=SECRET&access_token=x"):
         assert "SECRET" not in mask_tokens(line), line
     assert mask_tokens("GET /api/calls?seat=1201") == "GET /api/calls?seat=1201"
