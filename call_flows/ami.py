@@ -1,15 +1,21 @@
-"""AMI client (panoramisk) that survives Asterisk restarts.
+"""AMI client (panoramisk) that survives Asterisk restarts, and the one guard on what it sends.
 
 panoramisk reconnects on a fixed delay and also after an explicit close; this wrapper adds
 exponential backoff, a clean shutdown, and a hook that runs after every successful login (used to
 resync live channels).
+
+panoramisk writes ``Name: value`` lines as they are: a CR or LF inside a value ends the header and
+starts another (a second action, chosen by whoever wrote the value). :func:`check_action` refuses
+such an action before a byte is sent, whoever built it; :class:`GuardedManager` runs it on every
+action, also the ones queued while disconnected and sent by panoramisk itself later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from panoramisk import Manager
@@ -19,8 +25,61 @@ log = logging.getLogger(__name__)
 OnLogin = Callable[[], Awaitable[None]]
 OnEvent = Callable[[dict[str, str]], Awaitable[None] | None]
 
+# A header name as Asterisk's actions spell them (Action, Channel, ExtraContext, Cause-txt).
+HEADER_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+# What ends a header line or the string inside Asterisk: never inside a value.
+_LINE_BREAKERS = re.compile(r"[\r\n\x00]")
 
-class _Manager(Manager):  # type: ignore[misc]
+
+class AmiHeaderRefused(ValueError):
+    """An action that would not reach Asterisk as written: refused before anything is sent."""
+
+    status = 400
+    error_id = "ami_header_refused"
+
+
+def check_action(action: Mapping[str, Any]) -> None:
+    """Raise :class:`AmiHeaderRefused` unless every header name is a plain name and every value
+    (each item of a list value such as ``Variable``) is a str or int without CR, LF or NUL.
+
+    The log names the action and the header, never the value (it may carry a caller's number)."""
+    verb = str(action.get("Action", "?"))[:32] if isinstance(action, Mapping) else "?"
+    if not isinstance(action, Mapping):
+        raise AmiHeaderRefused("an AMI action is a mapping of headers")
+    for name, value in action.items():
+        why = _refusal(name, value)
+        if why:
+            shown = name if isinstance(name, str) and HEADER_NAME_RE.fullmatch(name) else "<name>"
+            log.warning("AMI action %r refused before sending: header %s %s", _printable(verb), shown, why)
+            raise AmiHeaderRefused(f"AMI action {_printable(verb)!r}: header {shown} {why}")
+
+
+def _refusal(name: object, value: object) -> str:
+    if not isinstance(name, str) or not HEADER_NAME_RE.fullmatch(name):
+        return "has a name that is not a header name"
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    for item in items:
+        # bool is an int, and would be written "True"
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            return f"has a {type(item).__name__} value (only str and int are sent)"
+        if isinstance(item, str) and (m := _LINE_BREAKERS.search(item)):
+            return f"has a value with {m.group()!r} at {m.start()} of {len(item)} characters"
+    return ""
+
+
+def _printable(text: str) -> str:
+    return _LINE_BREAKERS.sub("?", text)
+
+
+class GuardedManager(Manager):  # type: ignore[misc]
+    """A panoramisk Manager that checks every action (:func:`check_action`) before sending it."""
+
+    def send_action(self, action: Any, as_list: bool | None = None, **kwargs: Any) -> Any:
+        check_action({**action, **kwargs})
+        return super().send_action(action, as_list=as_list, **kwargs)
+
+
+class _Manager(GuardedManager):
     """panoramisk Manager with backoff and a closed flag."""
 
     def __init__(self, owner: AmiClient, **config: Any) -> None:
@@ -110,6 +169,9 @@ class AmiClient:
 
     async def action(self, action: dict[str, Any], *, as_list: bool | None = None,
                      timeout: float = 5.0) -> Any:
+        """Send one action and wait for its answer. Raises :class:`AmiHeaderRefused` (nothing sent)
+        on a header that could smuggle a second action, ``ConnectionError`` when disconnected."""
+        check_action(action)
         if not self.connected:
             raise ConnectionError("AMI not connected")
         resp = await asyncio.wait_for(self.manager.send_action(action, as_list=as_list), timeout)
