@@ -30,6 +30,7 @@ from hotline.names import (
     VAR_TICKET,
 )
 from hotline.site import Site
+from hotline.types import SEAT_RE, fullmatch
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ class FlowsUnavailable(FlowError):
 class UnknownHotline(FlowError):
     status = 400
     error_id = "unknown_hotline"
+
+
+class InvalidSeat(FlowError):
+    status = 400
+    error_id = "invalid_seat"
 
 
 class UnknownSupervisor(FlowError):
@@ -274,6 +280,8 @@ class ConferenceFlows:
         seat = seat or state.get("seat", "")
         if not seat:
             raise CallNotBridged("no seat is on this call")
+        if not fullmatch(SEAT_RE, seat):  # it becomes the Originate's Exten: digits only
+            raise InvalidSeat(f"not a seat id: {seat[:16]!r}")
         client = self._f._client()
         code = self._f._site.supervisor_codes[mode]
         resp = await client.action({"Action": "Originate", "Channel": f"PJSIP/{supervisor}",
