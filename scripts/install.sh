@@ -22,9 +22,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   "$PY" -m venv .venv
 fi
-echo "== installing the project into .venv"
-.venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[test,demo-model]'
+echo "== installing the locked dependencies into .venv (requirements.lock, see scripts/lock.sh)"
+# Exactly the versions CI tested, each file checked against its hash; then the project itself,
+# built with the locked setuptools and nothing fetched unhashed.
+.venv/bin/pip install -q --require-hashes -r requirements.lock
+.venv/bin/pip install -q --no-deps --no-build-isolation -e .
 
 echo "== Asterisk 22 runtime (cached after the first build)"
 .venv/bin/hotline asterisk build
