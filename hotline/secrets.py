@@ -1,17 +1,19 @@
 """Secrets generated at setup (never committed): SIP seat passwords, the AMI secret, API tokens.
 
-Stored as JSON in ``<state_dir>/secrets.json`` with mode 0600. ``ensure_secrets`` creates what is
-missing and keeps what exists, so re-running setup never changes a softphone's password.
+Stored as JSON in ``<state_dir>/secrets.json`` with mode 0600, in a state dir of mode 0700.
+``ensure_secrets`` creates what is missing and keeps what exists, so re-running setup never changes
+a softphone's password.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets as _secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from hotline.private import private_dir, write_private
 
 API_ROLES = ("service", "operator", "supervisor", "admin")
 
@@ -59,10 +61,6 @@ def ensure_secrets(path: Path, sip_ids: Iterable[str]) -> Secrets:
     for role in API_ROLES:
         if role not in have:
             tokens[_new()] = {"name": f"default-{role}", "role": role}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    private_dir(path.parent)
+    write_private(path, json.dumps(data, indent=2, sort_keys=True))
     return load_secrets(path)

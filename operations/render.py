@@ -22,6 +22,7 @@ from hotline.names import (
     QUEUE_BY_SERVICE,
     SEAT_FEATURES,
 )
+from hotline.private import write_private
 from hotline.secrets import Secrets
 from hotline.site import Site
 
@@ -192,7 +193,7 @@ def render(conf_dir: Path, dest_etc: Path, site: Site, secrets: Secrets, *, agi_
     gen = dest_etc / "generated"
     gen.mkdir(exist_ok=True)
     for name, text in generated_files(site, secrets, agi_host, agi_port, audiosocket=audiosocket).items():
-        (gen / name).write_text(text, encoding="utf-8")
+        write_private(gen / name, text)  # seat passwords, AMI secrets: Asterisk runs as root
     if paths is not None:
         tpl = (conf_dir / "asterisk.conf.in").read_text(encoding="utf-8")
         subs = {
