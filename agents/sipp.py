@@ -8,6 +8,7 @@ Asterisk sends to its registered contact.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +18,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from agents.rtp_dtmf import check_keys, write_dtmf_pcap
+
+log = logging.getLogger(__name__)
 
 # Our answer to a request the other side sent (its BYE): echo its dialog headers.
 OK_TO_REQUEST = """  <send><![CDATA[
@@ -109,6 +112,12 @@ def _play(pcap: str) -> str:
     if not pcap:
         return ""
     return f'  <nop><action><exec play_pcap_audio="{escape(pcap, {chr(34): "&quot;"})}"/></action></nop>\n'
+
+
+def unregister_scenario() -> str:
+    """REGISTER with ``Expires: 0`` for the same contact: Asterisk drops the binding, so a seat
+    that went away is not rung any more (RFC 3261 10.2.2)."""
+    return register_scenario(expires=0)
 
 
 def register_scenario(expires: int = 3600) -> str:
@@ -271,6 +280,17 @@ class SippRun:
                 self.proc.kill()
                 self.proc.wait()
 
+    def close(self) -> None:
+        """Stop SIPp and remove its temp dir (scenario, logs, pcaps)."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> SippRun:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def errors(self) -> str:
         out = []
         for name in ("errors.log", "stderr.log"):
@@ -320,16 +340,20 @@ class Seat:
     media_port: int = 0       # announce this RTP port instead of SIPp's (a test listens on it)
     audio_pcap: str = ""      # what the operator says once answered (agents.speech.write_speech_pcap)
 
-    def register(self, timeout: float = 10.0) -> None:
+    def register(self, timeout: float = 10.0, *, scenario: str = "") -> None:
         if not self.port:
             self.port = _free_udp_port(self.local_ip)
-        run = SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-m", "1",
-                       "-key", "seat", self.seat, "-au", self.seat, "-ap", self.password, "-nostdin",
-                       "-timeout", "8s", "-timeout_error"],
-                      register_scenario()).start()
-        rc = run.wait(timeout)
-        if rc != 0:
-            raise RuntimeError(f"seat {self.seat} failed to register (rc={rc}): {run.errors()}")
+        with SippRun([self.asterisk, "-i", self.local_ip, "-p", str(self.port), "-m", "1",
+                      "-key", "seat", self.seat, "-au", self.seat, "-ap", self.password, "-nostdin",
+                      "-timeout", "8s", "-timeout_error"],
+                     scenario or register_scenario()).start() as run:
+            rc = run.wait(timeout)
+            if rc != 0:
+                raise RuntimeError(f"seat {self.seat} failed to register (rc={rc}): {run.errors()}")
+
+    def unregister(self, timeout: float = 10.0) -> None:
+        """Remove this seat's contact from Asterisk (from the same port, once the UAS is stopped)."""
+        self.register(timeout, scenario=unregister_scenario())
 
     def start(self) -> Seat:
         self.register()
@@ -342,6 +366,8 @@ class Seat:
         self._start_uas()
 
     def _start_uas(self) -> Seat:
+        if self.uas is not None:
+            self.uas.close()  # the previous registration's UAS (reregister)
         workdir = Path(tempfile.mkdtemp(prefix="sipp-"))
         pcap = ""
         if self.dtmf and self.dtmf_mode == "rfc4733":
@@ -360,8 +386,28 @@ class Seat:
         return self
 
     def stop(self) -> None:
+        """Stop answering (the contact stays registered; its logs stay readable)."""
         if self.uas:
             self.uas.stop()
+
+    def close(self) -> None:
+        """Stop answering, unregister, remove the temp dirs: what a phone being switched off does."""
+        started = self.uas is not None
+        self.stop()
+        try:
+            if started:
+                self.unregister()
+        except RuntimeError as exc:
+            log.warning("seat %s: unregister failed, Asterisk keeps the contact: %s", self.seat, exc)
+        finally:
+            if self.uas is not None:
+                self.uas.close()
+
+    def __enter__(self) -> Seat:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 @dataclass

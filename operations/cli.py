@@ -213,22 +213,35 @@ def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _signals_interrupt() -> None:
+    """SIGTERM and SIGHUP end a demo agent as Ctrl-C does, so its cleanup (unregister, temp
+    dirs) runs; a second signal during that cleanup is ignored rather than cutting it short."""
+    def interrupt(_signum: int, _frame: object) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def cmd_seat(settings: Settings, args: argparse.Namespace) -> int:
     from agents.sipp import Seat
     from hotline.secrets import load_secrets
 
     site = load_site(settings.site_file)
     pw = load_secrets(settings.secrets_file).sip_passwords[args.seat]
-    seat = Seat(args.seat, pw, f"{site.sip_bind}:{site.sip_port}",
-                audio_pcap=_speech_pcap(args.say, args.voice, lead_ms=2000)).start()
-    print(f"seat {args.seat} registered on port {seat.port}; answering calls (Ctrl-C stops)")
-    try:
-        assert seat.uas is not None and seat.uas.proc is not None
-        seat.uas.proc.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        seat.stop()
+    _signals_interrupt()
+    with tempfile.TemporaryDirectory(prefix="hotline-say-") as tmp, \
+            Seat(args.seat, pw, f"{site.sip_bind}:{site.sip_port}",
+                 audio_pcap=_speech_pcap(args.say, args.voice, Path(tmp), lead_ms=2000)) as seat:
+        try:
+            seat.start()
+            print(f"seat {args.seat} registered on port {seat.port}; answering calls (Ctrl-C stops)")
+            assert seat.uas is not None and seat.uas.proc is not None
+            seat.uas.proc.wait()
+        except KeyboardInterrupt:
+            print(f"seat {args.seat}: unregistering", flush=True)
     return 0
 
 
@@ -236,22 +249,27 @@ def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
     from agents.sipp import place_call
 
     site = load_site(settings.site_file)
-    run = place_call(asterisk=f"{site.sip_bind}:{site.sip_port}", service=args.number,
-                     caller=args.caller, talk_ms=int(args.talk * 1000), local_ip=site.trunk_hosts[0],
-                     audio_pcap=_speech_pcap(args.say, args.voice, lead_ms=1000))
-    rc = run.wait(args.talk + 120)
-    print("call completed" if rc == 0 else f"call failed (sipp rc={rc}): {run.errors()}")
-    return rc
+    _signals_interrupt()
+    with tempfile.TemporaryDirectory(prefix="hotline-say-") as tmp, \
+            place_call(asterisk=f"{site.sip_bind}:{site.sip_port}", service=args.number,
+                       caller=args.caller, talk_ms=int(args.talk * 1000), local_ip=site.trunk_hosts[0],
+                       audio_pcap=_speech_pcap(args.say, args.voice, Path(tmp), lead_ms=1000)) as run:
+        try:
+            rc = run.wait(args.talk + 120)
+        except KeyboardInterrupt:
+            return 130
+        print("call completed" if rc == 0 else f"call failed (sipp rc={rc}): {run.errors()}")
+        return rc
 
 
-def _speech_pcap(text: str, voice: str, *, lead_ms: int) -> str:
-    """``--say``: the words spoken (espeak-ng) as the RTP the SIPp agent plays once answered."""
+def _speech_pcap(text: str, voice: str, directory: Path, *, lead_ms: int) -> str:
+    """``--say``: the words spoken (espeak-ng) as the RTP the SIPp agent plays once answered,
+    written in ``directory`` (the caller removes it)."""
     if not text:
         return ""
     from agents.speech import silence, synthesize, write_speech_pcap
 
-    fd, path = tempfile.mkstemp(prefix="hotline-say-", suffix=".pcap")
-    os.close(fd)
+    path = str(directory / "say.pcap")
     write_speech_pcap(path, silence(lead_ms) + synthesize(text, voice=voice) + silence(1000))
     return path
 
