@@ -1,5 +1,9 @@
 """The API's access log, with bearer tokens taken out of URLs (the live WebSocket routes accept
-``?access_token=``, and access logs outlive tokens)."""
+``?access_token=``, and access logs outlive tokens).
+
+Every spelling of the parameter's name is masked: aiohttp percent-decodes query names, so
+``access%5Ftoken`` logs in as ``access_token`` does; case and ``+``/``%20`` variants are masked too.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,21 @@ from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-# Any query parameter whose name decodes to access_token (access%5Ftoken, ACCESS_TOKEN, ...): the
-# server decodes names before it reads them, so the log must too.
-_PARAM = re.compile(r"([?&;])([^=&\s]*)=([^&\s]*)")
+from app.auth import QUERY_TOKEN_PARAM
+
+# One query parameter: its name (up to "=") and its value (up to "&", ";", "#" or a space).
+_PARAM = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&;#\s]*)=(?P<value>[^&;#\s]*)")
+
+
+def _is_token_name(name: str) -> bool:
+    decoded = name
+    for _ in range(3):  # decoded more than once: a name encoded twice is still masked
+        decoded = unquote_plus(decoded)
+    return decoded.strip().lower() == QUERY_TOKEN_PARAM
 
 
 def mask_tokens(text: str) -> str:
-    def mask(m: re.Match[str]) -> str:
-        name = unquote_plus(m.group(2)).lower()
-        return f"{m.group(1)}{m.group(2)}=***" if name == "access_token" else m.group(0)
-
-    return _PARAM.sub(mask, text)
+    return _PARAM.sub(lambda m: f"{m['lead']}{m['name']}=***" if _is_token_name(m["name"]) else m[0], text)
 
 
 class MaskingAccessLogger(AccessLogger):

@@ -23,6 +23,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hotline.private import private_file
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -33,10 +35,21 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(u.database)
 
 
+def _private_sqlite(path: Path) -> None:
+    """The database holds callers' numbers and words: 0600 before SQLite first opens it. SQLite
+    gives the -wal and -shm files the database's mode; older ones are tightened too."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_file(path)
+    for extra in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + extra)
+        if side.exists():
+            private_file(side)
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg); SQLite gets WAL and a busy wait."""
     if (path := _sqlite_file(url)) is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite(path)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
 

@@ -1,22 +1,51 @@
-"""API errors: each has an HTTP status, a stable ``error_id`` clients may rely on, and a message."""
+"""API errors: each has an HTTP status, a stable ``error_id`` clients may rely on, and a message.
+
+Every error leaves the server as one envelope, ``{"error_id", "message", "details"}``; for bad input
+``details`` is a list of ``{"loc": [...], "msg": "..."}``. Each subclass registers itself in
+:data:`REGISTRY`, which the OpenAPI document lists (with the flow and routing errors the API passes
+on), so a new error id is documented by being declared.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+REGISTRY: dict[str, type[ApiError]] = {}
 
 
 class ApiError(Exception):
-    status = 500
-    error_id = "internal_error"
+    status: ClassVar[int] = 500
+    error_id: ClassVar[str] = "internal_error"
     message = "internal error"
+    # Errors that carry another component's id and status (flows, routing) set this; the ids they
+    # may carry are listed from that component's own registry.
+    passes_on: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if not cls.passes_on:
+            REGISTRY[cls.error_id] = cls
 
     def __init__(self, message: str | None = None, details: Any = None) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = details
+        self.status_code = self.status
+        self.id = self.error_id
 
     def to_json(self) -> dict[str, Any]:
-        return {"error_id": self.error_id, "message": self.message, "details": self.details}
+        return {"error_id": self.id, "message": self.message, "details": self.details}
+
+
+class PassedOn(ApiError):
+    """An error of a component below the app (a flow, the routing engine), with its own id and status."""
+
+    passes_on = True
+
+    def __init__(self, status: int, error_id: str, message: str, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.status_code = status
+        self.id = error_id
 
 
 class MalformedJson(ApiError):
@@ -25,6 +54,10 @@ class MalformedJson(ApiError):
 
 class ValidationFailed(ApiError):
     status, error_id, message = 400, "validation_failed", "request failed validation"
+
+
+class InvalidCallId(ApiError):
+    status, error_id, message = 400, "invalid_call_id", "not a call id (1-64 of A-Z a-z 0-9 . _ : -)"
 
 
 class UnknownOutcome(ApiError):
@@ -59,12 +92,28 @@ class UnsupportedMediaType(ApiError):
     status, error_id, message = 415, "unsupported_media_type", "expected Content-Type: application/json"
 
 
+class HttpError(ApiError):
+    """Any other HTTP error aiohttp raises (its status is kept)."""
+
+    status, error_id, message = 400, "http_error", "the request could not be served"
+
+
 class NotReady(ApiError):
     status, error_id, message = 503, "not_ready", "service is not ready"
 
 
 class RedisUnavailable(ApiError):
     status, error_id, message = 503, "redis_unavailable", "Redis is unavailable"
+
+
+class FlowsUnavailable(ApiError):
+    status, error_id, message = 503, "flows_unavailable", "call flows are not wired to this API instance"
+
+
+class UnknownHotline(ApiError):
+    """A hotline outside the closed set (the same id the linkage flow refuses with)."""
+
+    status, error_id, message = 400, "unknown_hotline", "unknown hotline"
 
 
 class InternalError(ApiError):
@@ -79,6 +128,11 @@ class InvalidSegment(ApiError):
 class PartialNotStored(ApiError):
     status, error_id = 400, "transcript.partial_not_stored"
     message = "partial segments are not stored (they live only on pub/sub)"
+
+
+class InvalidTicket(ApiError):
+    status, error_id = 400, "work_order.invalid_ticket"
+    message = "not a ticket number (12345-YYYYMMDD-NNNNNN)"
 
 
 class WorkOrderNotFound(ApiError):
@@ -96,3 +150,7 @@ class InvalidCorrection(ApiError):
 class WorkOrderNotUpdated(ApiError):
     status, error_id = 503, "work_order.not_updated"
     message = "segments stored, but the work order could not be updated: send them again"
+
+
+class RulesNotReloaded(ApiError):
+    status, error_id, message = 400, "route.reload_failed", "the routing rules were not reloaded"

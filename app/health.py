@@ -39,7 +39,7 @@ async def ready(request: web.Request) -> web.Response:
 
 @public
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_document())
+    return json_response(openapi_document(request.app))
 
 
 def setup_routes(app: web.Application) -> None:

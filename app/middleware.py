@@ -13,7 +13,8 @@ from aiohttp.typedefs import Handler
 
 from app import keys
 from app.auth import authorize, presented_token
-from app.errors import ApiError, BodyTooLarge, InternalError, MethodNotAllowed, NotFound
+from app.errors import ApiError, BodyTooLarge, HttpError, InternalError, MethodNotAllowed, NotFound
+from app.http_util import json_response
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ _BY_STATUS: dict[int, type[ApiError]] = {404: NotFound, 405: MethodNotAllowed, 4
 
 
 def error_response(err: ApiError, status: int | None = None) -> web.Response:
-    return web.json_response(err.to_json(), status=status or err.status)
+    return json_response(err.to_json(), status=status or err.status_code)
 
 
 @web.middleware
@@ -33,10 +34,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        cls = _BY_STATUS.get(exc.status)
-        mapped = cls() if cls else ApiError(exc.reason)
-        if cls is None:
-            mapped.error_id = f"http_{exc.status}"
+        mapped = _BY_STATUS.get(exc.status, HttpError)(exc.reason if exc.status not in _BY_STATUS else None)
         if isinstance(exc, web.HTTPMethodNotAllowed):
             mapped.details = {"allowed": sorted(exc.allowed_methods)}
         resp = error_response(mapped, status=exc.status)

@@ -1,471 +1,172 @@
-"""The hand-written OpenAPI 3 document served at ``/api/openapi.json``.
+"""The OpenAPI 3.1 document served at ``/api/openapi.json``, generated from the route table.
 
-A test checks that every registered route appears here, so a new view without docs fails CI.
+Each path and method comes from the aiohttp router; bodies, query parameters and answers from the
+pydantic models the view declares with ``@endpoint`` (the same ones it validates with); path
+parameters from their shared type (:data:`app.endpoint.PATH_PARAMS`); who may call it from the
+view's roles. The error ids come from the error classes: every :class:`~app.errors.ApiError`
+subclass, every ``FlowError`` of the call flows and every routing input error, each listed under the
+statuses of the routes that may answer it and all together in ``components.schemas.ErrorId``.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-from app import openapi_transcripts as live_docs
-from app.validation import EVENT_SOURCES, MAX_BATCH
-from hotline.contracts import LINKAGE_HOTLINES, CallEventType, Outcome
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter
 
-ERROR_IDS = (
-    "malformed_json",
-    "validation_failed",
-    "unknown_outcome",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "unknown_call",
-    "method_not_allowed",
-    "body_too_large",
-    "unsupported_media_type",
-    "not_ready",
-    "redis_unavailable",
-    "internal_error",
-    *live_docs.ERROR_IDS,
+from app.auth import PUBLIC, QUERY_TOKEN_ATTR, QUERY_TOKEN_PARAM, ROLES_ATTR
+from app.endpoint import PATH_PARAMS, Endpoint, spec_of
+from app.errors import (
+    REGISTRY,
+    BodyTooLarge,
+    Forbidden,
+    InternalError,
+    InvalidCallId,
+    MalformedJson,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
 )
+from app.flows_api import FLOW_REFUSALS
+from app.schemas import ErrorBody
+from routing.errors import INPUT_ERRORS
+
+REF = "#/components/schemas/{model}"
+METHODS = ("get", "put", "post", "delete", "patch")
 
 
-def _err(description: str) -> dict[str, Any]:
+def flow_errors() -> dict[str, int]:
+    """Every id (and status) a flow may refuse with: the refusal classes and their subclasses, wherever
+    declared."""
+    found: dict[str, int] = {}
+    todo: list[type[Exception]] = list(FLOW_REFUSALS)
+    while todo:
+        cls = todo.pop()
+        found[getattr(cls, "error_id")] = getattr(cls, "status")  # noqa: B009
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def all_errors() -> dict[str, int]:
+    """Every error id the server can answer, with its status."""
+    return {**{k: c.status for k, c in REGISTRY.items()}, **flow_errors(), **INPUT_ERRORS}
+
+
+class _Schemas:
+    """Collects component schemas from models (validation mode: what a client sends or reads)."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {}
+
+    def of(self, tp: Any) -> dict[str, Any]:
+        schema = TypeAdapter(tp).json_schema(ref_template=REF)
+        self.components.update(schema.pop("$defs", {}))
+        if inspect.isclass(tp) and issubclass(tp, BaseModel):
+            self.components[tp.__name__] = schema
+            return {"$ref": REF.format(model=tp.__name__)}
+        return schema
+
+
+def _errors_of(spec: Endpoint, handler: Any, path: str) -> dict[str, int]:
+    ids: dict[str, int] = {InternalError.error_id: InternalError.status}
+    classes: list[type[Any]] = list(spec.errors)
+    if getattr(handler, ROLES_ATTR, None) != PUBLIC:
+        classes += [Unauthorized, Forbidden]
+    if spec.body is not None:
+        classes += [MalformedJson, ValidationFailed, UnsupportedMediaType, BodyTooLarge]
+    if spec.query is not None or spec.websocket:
+        classes.append(ValidationFailed)
+    if "{linkedid}" in path:
+        classes.append(InvalidCallId)
+    ids.update({c.error_id: c.status for c in classes})
+    if "flows" in spec.passes_on:
+        ids.update(flow_errors())
+    if "routing" in spec.passes_on:
+        ids.update(INPUT_ERRORS)
+    return ids
+
+
+def _parameters(spec: Endpoint, handler: Any, resource: Any, schemas: _Schemas) -> list[dict[str, Any]]:
+    params = [{"name": name, "in": "path", "required": True, "schema": schemas.of(PATH_PARAMS[name])}
+              for name in _path_names(resource)]
+    if spec.query is not None:
+        model_schema = TypeAdapter(spec.query).json_schema(ref_template=REF)
+        schemas.components.update(model_schema.pop("$defs", {}))
+        required = set(model_schema.get("required", ()))
+        for name, prop in model_schema.get("properties", {}).items():
+            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    if getattr(handler, QUERY_TOKEN_ATTR, False):
+        params.append({"name": QUERY_TOKEN_PARAM, "in": "query", "required": False,
+                       "description": "the bearer token (browsers cannot set headers on a WebSocket)",
+                       "schema": {"type": "string"}})
+    return params
+
+
+def _path_names(resource: Any) -> list[str]:
+    info = resource.get_info()
+    if "formatter" not in info:
+        return []
+    return [part[1:-1] for part in info["formatter"].split("/") if part.startswith("{")]
+
+
+def _operation(handler: Any, resource: Any, schemas: _Schemas) -> dict[str, Any]:
+    spec = spec_of(handler) or Endpoint(
+        summary=(inspect.getdoc(handler) or handler.__name__.replace("_", " ")).splitlines()[0])
+    path = resource.canonical
+    op: dict[str, Any] = {"summary": spec.summary, "operationId": f"{handler.__module__}.{handler.__name__}"}
+    rule = getattr(handler, ROLES_ATTR, None)
+    if rule == PUBLIC:
+        op["security"] = []
+    else:
+        op["x-roles"] = sorted(rule or ())
+    params = _parameters(spec, handler, resource, schemas)
+    if params:
+        op["parameters"] = params
+    if spec.body is not None:
+        op["requestBody"] = {"required": not spec.body_optional,
+                             "content": {"application/json": {"schema": schemas.of(spec.body)}}}
+    ok: dict[str, Any] = {"description": "switching to WebSocket" if spec.websocket else "done"}
+    if spec.response is not None:
+        ok["content"] = {"application/json": {"schema": schemas.of(spec.response)}}
+    responses: dict[str, Any] = {str(spec.status): ok}
+    for status, text in spec.extra_statuses.items():
+        responses[str(status)] = {**ok, "description": text}
+    by_status: dict[int, list[str]] = {}
+    for error_id, status in _errors_of(spec, handler, path).items():
+        by_status.setdefault(status, []).append(error_id)
+    for status, ids in sorted(by_status.items()):
+        responses[str(status)] = {
+            "description": " | ".join(sorted(ids)), "x-error-ids": sorted(ids),
+            "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}}}
+    op["responses"] = responses
+    return op
+
+
+def openapi_document(app: web.Application) -> dict[str, Any]:
+    schemas = _Schemas()
+    schemas.of(ErrorBody)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.router.routes():
+        method = route.method.lower()
+        if method not in METHODS or route.resource is None:
+            continue
+        paths.setdefault(route.resource.canonical, {})[method] = _operation(route.handler, route.resource,
+                                                                             schemas)
+    errors = all_errors()
+    schemas.components["ErrorId"] = {"type": "string", "enum": sorted(errors),
+                                     "description": "every error id the server can answer"}
+    schemas.components["ErrorBody"]["properties"]["error_id"] = {"$ref": REF.format(model="ErrorId")}
     return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def _ok(description: str, schema: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-    }
-
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-AUTH_ERRORS = {"401": _err("unauthorized"), "403": _err("forbidden")}
-BODY_ERRORS = {
-    "400": _err("malformed_json | validation_failed | unknown_outcome"),
-    "413": _err("body_too_large (over 1 MiB)"),
-    "415": _err("unsupported_media_type"),
-}
-LINKEDID = {
-    "name": "linkedid",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"},
-}
-NUMBER_BODY = _body(
-    {
-        "type": "object",
-        "required": ["number"],
-        "additionalProperties": False,
-        "properties": {"number": {"type": "string"}},
-    }
-)
-
-
-def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
-
-
-def openapi_document() -> dict[str, Any]:
-    time_q = {"type": "string", "description": "ISO-8601 (naive = UTC) or epoch seconds"}
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "12345/110 hotline call service",
-            "version": "1",
-            "description": "Records call events and outcomes; the only writer of the database. Roles: "
-            "service (post events, set outcome), operator, supervisor, admin. Every error "
-            f"is {{error_id, message, details}} with error_id in: {', '.join(ERROR_IDS)}.",
-        },
+        "openapi": "3.1.0",
+        "info": {"title": "12345 / 110 hotline API", "version": "1",
+                 "description": "Generated from the route table and the pydantic models."},
+        "paths": dict(sorted(paths.items())),
         "components": {
+            "schemas": dict(sorted(schemas.components.items())),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error_id", "message"],
-                    "properties": {
-                        "error_id": {"type": "string", "enum": list(ERROR_IDS)},
-                        "message": {"type": "string"},
-                        "details": {},
-                    },
-                },
-                "CallEvent": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["event_id", "linkedid", "type", "at"],
-                    "properties": {
-                        "event_id": {
-                            "type": "string",
-                            "pattern": "^[A-Za-z0-9._:@-]{1,128}$",
-                            "description": "idempotency key",
-                        },
-                        "linkedid": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"},
-                        "type": {"type": "string", "enum": [t.value for t in CallEventType]},
-                        "at": {"type": "number", "description": "epoch seconds, UTC"},
-                        "source": {"type": "string", "enum": list(EVENT_SOURCES), "default": "ami"},
-                        "service": {"type": "string", "enum": ["12345", "110"], "nullable": True},
-                        "caller": {"type": "string", "nullable": True, "maxLength": 256},
-                        "seat": {"type": "string", "nullable": True, "maxLength": 64},
-                        "data": {
-                            "type": "object",
-                            "description": "at most 16 KiB as JSON; outcome events "
-                            "need data.outcome (and data.detail where the outcome needs it)",
-                        },
-                    },
-                },
-                "EventBatch": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["events"],
-                    "properties": {
-                        "events": {
-                            "type": "array",
-                            "minItems": 1,
-                            "maxItems": MAX_BATCH,
-                            "items": {"$ref": "#/components/schemas/CallEvent"},
-                        }
-                    },
-                },
-                "RecordResult": {
-                    "type": "object",
-                    "properties": {
-                        "received": {"type": "integer"},
-                        "new": {"type": "integer"},
-                        "duplicates": {"type": "integer"},
-                    },
-                },
-                "OutcomeRequest": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["outcome"],
-                    "properties": {
-                        "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
-                        "detail": {
-                            "type": "string",
-                            "nullable": True,
-                            "description": "three_way: accepting platform; emergency_linked: "
-                            + " | ".join(LINKAGE_HOTLINES),
-                        },
-                        "note": {"type": "string", "nullable": True, "maxLength": 2000},
-                    },
-                },
-                "Call": {
-                    "type": "object",
-                    "properties": {
-                        **{
-                            k: {"type": "string", "nullable": True}
-                            for k in (
-                                "linkedid",
-                                "service",
-                                "caller",
-                                "seat",
-                                "queue",
-                                "hangup_cause",
-                                "outcome",
-                                "outcome_detail",
-                                "outcome_by",
-                            )
-                        },
-                        "outcome_source": {
-                            "type": "string",
-                            "enum": ["auto", "operator", "flow"],
-                            "nullable": True,
-                        },
-                        **{
-                            k: {"type": "number", "nullable": True}
-                            for k in (
-                                "arrived_at",
-                                "queued_at",
-                                "answered_at",
-                                "ended_at",
-                                "wait_s",
-                                "talk_s",
-                                "total_s",
-                                "outcome_at",
-                                "updated_at",
-                            )
-                        },
-                        "flags": {"type": "array", "items": {"type": "string"}},
-                        "event_count": {"type": "integer"},
-                        "timeline": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/CallEvent"},
-                            "description": "GET /api/calls/{linkedid} only, ordered by at",
-                        },
-                        "context": {
-                            "type": "object",
-                            "description": "GET /api/calls/{linkedid} only: what travels with the call. "
-                            "routing (latest routing answer or null), work_order ({ticket, kind, status, "
-                            "category, action, life_threat, dispatch} or null), transcript ({link, finals, "
-                            "gaps}). Published transferred / conference_joined events carry it too",
-                        },
-                    },
-                },
-                **live_docs.SCHEMAS,
-                "CallList": {
-                    "type": "object",
-                    "properties": {
-                        "calls": {"type": "array", "items": {"$ref": "#/components/schemas/Call"}},
-                        "total": {"type": "integer"},
-                        "limit": {"type": "integer"},
-                        "offset": {"type": "integer"},
-                    },
-                },
-            },
         },
         "security": [{"bearer": []}],
-        "paths": {
-            **live_docs.PATHS,
-            "/health": {
-                "get": {
-                    "summary": "process alive",
-                    "security": [],
-                    "responses": {"200": {"description": "alive"}},
-                }
-            },
-            "/ready": {
-                "get": {
-                    "summary": "database reachable and migrated; Redis status reported",
-                    "security": [],
-                    "responses": {"200": {"description": "ready"}, "503": {"description": "not_ready"}},
-                }
-            },
-            "/api/openapi.json": {
-                "get": {
-                    "summary": "this document",
-                    "security": [],
-                    "responses": {"200": {"description": "OpenAPI 3"}},
-                }
-            },
-            "/api/events": {
-                "post": {
-                    "summary": "record one call event or a batch (idempotent on event_id; all or nothing)",
-                    "description": "role: service",
-                    "requestBody": _body(
-                        {
-                            "oneOf": [
-                                {"$ref": "#/components/schemas/CallEvent"},
-                                {"$ref": "#/components/schemas/EventBatch"},
-                            ]
-                        }
-                    ),
-                    "responses": {"200": _ok("stored", "RecordResult"), **BODY_ERRORS, **AUTH_ERRORS},
-                }
-            },
-            "/api/calls": {
-                "get": {
-                    "summary": "list calls, newest first (audited)",
-                    "description": "roles: operator, supervisor, admin",
-                    "parameters": [
-                        _q("since", time_q, "arrived at or after"),
-                        _q("until", time_q, "arrived before"),
-                        _q("service", {"type": "string", "enum": ["12345", "110"]}, "service dialled"),
-                        _q("seat", {"type": "string"}, "seat that answered"),
-                        _q(
-                            "outcome", {"type": "string", "enum": [o.value for o in Outcome]}, "final outcome"
-                        ),
-                        _q(
-                            "limit",
-                            {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
-                            "page size",
-                        ),
-                        _q("offset", {"type": "integer", "minimum": 0, "default": 0}, "page start"),
-                    ],
-                    "responses": {
-                        "200": _ok("calls", "CallList"),
-                        "400": _err("validation_failed"),
-                        **AUTH_ERRORS,
-                    },
-                }
-            },
-            "/api/calls/{linkedid}": {
-                "get": {
-                    "summary": "one call with its timeline (audited)",
-                    "description": "roles: operator, supervisor, admin",
-                    "parameters": [LINKEDID],
-                    "responses": {"200": _ok("the call", "Call"), "404": _err("unknown_call"), **AUTH_ERRORS},
-                }
-            },
-            "/api/calls/{linkedid}/outcome": {
-                "put": {
-                    "summary": "set or correct the outcome (audited; harassment lists the number)",
-                    "description": "roles: service (outcome_source flow), operator, supervisor, admin "
-                    "(outcome_source operator)",
-                    "parameters": [LINKEDID],
-                    "requestBody": _body({"$ref": "#/components/schemas/OutcomeRequest"}),
-                    "responses": {
-                        "200": _ok("the call", "Call"),
-                        "404": _err("unknown_call"),
-                        **BODY_ERRORS,
-                        **AUTH_ERRORS,
-                    },
-                }
-            },
-            "/api/calls/{linkedid}/transfer": {
-                "post": {
-                    "summary": "one-touch transfer (一键转接) of the caller to the other platform",
-                    "description": "roles: operator, supervisor, admin. Body {} or {target, mode}. "
-                    "Blind, with fallback: if nobody answers there, the caller comes back to the seat",
-                    "responses": {
-                        "202": {"description": "{linkedid, from_seat, target, mode}"},
-                        "400": _err("same_platform"),
-                        "404": _err("unknown_call"),
-                        "409": _err("call_not_bridged"),
-                        "503": _err("flows_unavailable"),
-                        **AUTH_ERRORS,
-                    },
-                },
-            },
-            "/api/calls/{linkedid}/transfer/complete": {
-                "post": {
-                    "summary": "attended transfer: the seat drops out, the caller goes on",
-                    "description": "roles: operator, supervisor, admin",
-                    "responses": {
-                        "202": {"description": "done"},
-                        "404": _err("unknown_call"),
-                        "409": _err("call_not_bridged"),
-                        "503": _err("flows_unavailable"),
-                        **AUTH_ERRORS,
-                    },
-                },
-            },
-            "/api/calls/{linkedid}/transfer/cancel": {
-                "post": {
-                    "summary": "attended transfer: back to the caller, end the consultation",
-                    "description": "roles: operator, supervisor, admin",
-                    "responses": {
-                        "202": {"description": "done"},
-                        "404": _err("unknown_call"),
-                        "409": _err("call_not_bridged"),
-                        "503": _err("flows_unavailable"),
-                        **AUTH_ERRORS,
-                    },
-                },
-            },
-            "/api/calls/{linkedid}/conference": {
-                "post": {
-                    "summary": "three-way call (三方通话): caller, seat, other platform",
-                    "description": "roles: operator, supervisor, admin. Body {} or {with: 110|12345}. "
-                    "Seats may "
-                    "leave; the caller goes back to its queue when the last seat leaves",
-                    "responses": {
-                        "202": {"description": "the flow was started"},
-                        "400": _err("validation_failed"),
-                        "404": _err("unknown_call"),
-                        "409": _err("call_not_bridged"),
-                        "503": _err("flows_unavailable"),
-                        **AUTH_ERRORS,
-                    },
-                },
-            },
-            "/api/calls/{linkedid}/linkage": {
-                "post": {
-                    "summary": "bring 119/120/122 or a utility hotline into the call's bridge",
-                    "description": "roles: operator, supervisor, admin. "
-                    "Body {hotline: 119|120|122|water|power|gas|heating} (unknown_hotline)",
-                    "responses": {
-                        "202": {"description": "the flow was started"},
-                        "400": _err("validation_failed"),
-                        "404": _err("unknown_call"),
-                        "409": _err("call_not_bridged"),
-                        "503": _err("flows_unavailable"),
-                        **AUTH_ERRORS,
-                    },
-                },
-            },
-            "/api/calls/{linkedid}/spy": {
-                "post": {
-                    "summary": "supervisor listen / whisper / barge on the call's seat",
-                    "description": "roles: supervisor, admin. "
-                    "Body {supervisor, mode: listen|whisper|barge, seat?}; "
-                    "rings the supervisor's phone; audited",
-                    "responses": {
-                        "202": {"description": "the flow was started"},
-                        "400": _err("validation_failed"),
-                        "404": _err("unknown_call"),
-                        "409": _err("call_not_bridged"),
-                        "503": _err("flows_unavailable"),
-                        **AUTH_ERRORS,
-                    },
-                },
-            },
-            "/api/calls/{linkedid}/route": {
-                "post": {
-                    "summary": "route the caller's words for this call and keep the answer with it",
-                    "description": "roles: operator, supervisor, admin, service. Body {text, at?} "
-                    "(at defaults to the call's platform). The latest answer is the call's context.routing",
-                    "responses": {
-                        "200": {"description": "the routing result"},
-                        "400": _err("route.empty_text"),
-                        "404": _err("unknown_call"),
-                        **AUTH_ERRORS,
-                    },
-                },
-            },
-            "/api/route": {
-                "post": {
-                    "summary": "who takes this call: the notice's annex as an explainable routing engine",
-                    "description": "roles: operator, supervisor, admin, service. Body {text, at: 12345|110}; "
-                    "answer: action, category, alternatives, life_threat, linkage, slots, reasons, matters",
-                    "responses": {
-                        "200": {"description": "the routing result"},
-                        "400": _err("route.empty_text"),
-                        "413": _err("route.text_too_long"),
-                        **AUTH_ERRORS,
-                    },
-                },
-            },
-            "/api/route/reload": {
-                "post": {
-                    "summary": "reload the routing rules; invalid files keep the old ones",
-                    "description": "role: admin",
-                    "responses": {
-                        "200": {"description": "{previous, version}"},
-                        "400": _err("route.reload_failed"),
-                        **AUTH_ERRORS,
-                    },
-                },
-            },
-            "/api/harassment": {
-                "get": {
-                    "summary": "numbers flagged for harassment",
-                    "description": "role: admin",
-                    "responses": {
-                        "200": {"description": "{numbers: [...]}"},
-                        "503": _err("redis_unavailable"),
-                        **AUTH_ERRORS,
-                    },
-                },
-                "post": {
-                    "summary": "flag a number",
-                    "description": "role: admin",
-                    "requestBody": NUMBER_BODY,
-                    "responses": {
-                        "201": {"description": "added"},
-                        "200": {"description": "already there"},
-                        **BODY_ERRORS,
-                        "503": _err("redis_unavailable"),
-                        **AUTH_ERRORS,
-                    },
-                },
-                "delete": {
-                    "summary": "unflag a number (number in the body, never in the URL)",
-                    "description": "role: admin",
-                    "requestBody": NUMBER_BODY,
-                    "responses": {
-                        "200": {"description": "{number, removed}"},
-                        **BODY_ERRORS,
-                        "503": _err("redis_unavailable"),
-                        **AUTH_ERRORS,
-                    },
-                },
-            },
-        },
+        "x-error-ids": {k: {"status": v} for k, v in sorted(errors.items())},
     }

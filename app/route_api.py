@@ -8,28 +8,51 @@ swaps the rules atomically and keeps the old ones when the new files are invalid
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
+from typing import Any
 
 from aiohttp import web
 
 from app import keys
 from app.auth import requires
-from app.errors import ApiError, UnknownCall
-from app.http_util import read_json
-from hotline.contracts import LINKEDID_RE, CallEvent, CallEventType
-from routing.engine import Router
+from app.endpoint import endpoint
+from app.errors import PassedOn, RulesNotReloaded, UnknownCall
+from app.http_util import call_id, json_response, parse_body
+from app.schemas import Answer, Body
+from hotline.contracts import CallEvent, CallEventType
+from hotline.platforms import Service
+from hotline.types import Text
+from routing.engine import MAX_TEXT_CHARS, Router
 from routing.errors import RoutingDataError, RoutingInputError
-from routing.http import make_route_handler
+from routing.http import RouteRequest, make_route_handler
 
 log = logging.getLogger(__name__)
 
 
-class RulesNotReloaded(ApiError):
-    status = 400
-    error_id = "route.reload_failed"
-    message = "the routing rules were not reloaded"
+class RouteAnswer(Answer):
+    """The routing engine's answer (``routing.result.RouteResult``)."""
+
+    at: Service
+    action: str
+    category: dict[str, str] | None
+    alternatives: list[dict[str, Any]]
+    life_threat: bool
+    linkage: list[str]
+    slots: dict[str, list[str]]
+    reasons: list[str]
+    matters: list[dict[str, Any]]
+    rules_version: str
+
+
+class CallRouteBody(Body):
+    text: Text(MAX_TEXT_CHARS)  # type: ignore[valid-type]
+    at: Service | None = None
+
+
+class ReloadAnswer(Answer):
+    previous: str
+    version: str
 
 
 class RouterHolder:
@@ -47,12 +70,16 @@ class RouterHolder:
         return self._router
 
 
+@endpoint("Route a text: who takes this matter, and why", body=RouteRequest, response=RouteAnswer,
+          passes_on=("routing",))
 @requires("operator", "supervisor", "admin", "service")
 async def post_route(request: web.Request) -> web.StreamResponse:
     router = await request.app[keys.ROUTER].get()
     return await make_route_handler(router)(request)
 
 
+@endpoint("Reload the routing rules (the old ones stay in service when the new files are invalid)",
+          response=ReloadAnswer, errors=(RulesNotReloaded,))
 @requires("admin")
 async def post_route_reload(request: web.Request) -> web.StreamResponse:
     router = await request.app[keys.ROUTER].get()
@@ -63,29 +90,25 @@ async def post_route_reload(request: web.Request) -> web.StreamResponse:
         raise RulesNotReloaded(f"rules not reloaded, {old} stays in service: {exc}",
                                {"file": exc.file, "key": exc.key, "problem": exc.problem}) from None
     log.info("routing rules reloaded: %s -> %s by %s", old, version, request[keys.PRINCIPAL].name)
-    return web.json_response({"previous": old, "version": version})
+    return json_response({"previous": old, "version": version})
 
 
+@endpoint("Route the caller's words for one call and keep the answer with the call (its context)",
+          body=CallRouteBody, response=RouteAnswer, errors=(UnknownCall,), passes_on=("routing",))
 @requires("operator", "supervisor", "admin", "service")
 async def post_call_route(request: web.Request) -> web.StreamResponse:
-    """Route the caller's words for one call and keep the answer with the call, so it travels with
-    it: the seat that takes a transfer or joins a three-way bridge reads it in ``context``."""
-    linkedid = request.match_info["linkedid"]
-    call = await request.app[keys.CALLS].exists(linkedid) if LINKEDID_RE.fullmatch(linkedid) else None
+    """The seat that takes a transfer or joins a three-way bridge reads the answer in ``context``."""
+    linkedid = call_id(request)
+    call = await request.app[keys.CALLS].exists(linkedid)
     if call is None:
         raise UnknownCall(details={"linkedid": linkedid})
-    raw = await read_json(request)
-    if not isinstance(raw, dict) or set(raw) - {"text", "at"}:
-        raise RouteBodyInvalid("body must be {\"text\": ..., \"at\"?: \"12345\"|\"110\"}")
-    at = raw.get("at") or call.get("service") or "12345"
+    body = await parse_body(request, CallRouteBody)
+    at = (body.at.value if body.at else None) or call.get("service") or "12345"
     router = await request.app[keys.ROUTER].get()
-    text = raw.get("text")
     try:
-        if not isinstance(text, str):
-            raise RoutingInputError("route.invalid_text", "text must be a string")
-        result = await asyncio.to_thread(router.route, text, at)
+        result = await asyncio.to_thread(router.route, body.text, at)
     except RoutingInputError as exc:
-        return web.json_response(exc.to_json(), status=exc.status)
+        raise PassedOn(exc.status, exc.error_id, exc.message) from None
     answer = result.to_json()
     now = time.time()
     data = {k: answer.get(k) for k in ("at", "action", "category", "life_threat", "linkage", "rules_version")}
@@ -93,12 +116,7 @@ async def post_call_route(request: web.Request) -> web.StreamResponse:
     await request.app[keys.CALLS].record([CallEvent(
         event_id=f"{linkedid}:routed:{now:.6f}", linkedid=linkedid, type=CallEventType.ROUTED, at=now,
         source="api", data=data)])
-    return web.json_response(answer, dumps=lambda d: json.dumps(d, ensure_ascii=False))
-
-
-class RouteBodyInvalid(ApiError):
-    status = 400
-    error_id = "validation_failed"
+    return json_response(answer)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -7,14 +7,27 @@ one that stores them. The JSON shape is the body of ``POST /api/events``.
 from __future__ import annotations
 
 import enum
+import json
+import math
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-class Service(enum.StrEnum):
-    HOTLINE_12345 = "12345"
-    POLICE_110 = "110"
+from hotline.phone import clean_number
+from hotline.platforms import LINKAGE_HOTLINES, Service
+from hotline.types import CallId, EpochSeconds, EventId, SeatId, Text
 
 
 class CallEventType(enum.StrEnum):
@@ -48,37 +61,113 @@ class Outcome(enum.StrEnum):
     HARASSMENT = "harassment"
 
 
-LINKAGE_HOTLINES = ("119", "120", "122", "water", "power", "gas", "heating")
 
-EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
-LINKEDID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Anchored with \Z, so ``.match`` and ``.fullmatch`` both refuse a trailing newline.
+EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,128}\Z")
+LINKEDID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}\Z")
+
+MAX_DATA_BYTES = 16 * 1024  # an event's ``data`` as UTF-8 JSON
+MAX_DATA_DEPTH = 16         # nesting of ``data``: deeper structures fail on storing (recursion)
+MAX_RAW_CALLER = 256        # the caller as Asterisk hands it, before cleaning
+MAX_DETAIL = 256
+EventSource = Literal["agi", "ami", "api", "flow"]
+EVENT_SOURCES: tuple[str, ...] = ("agi", "ami", "api", "flow")
+
+StrictEpoch = Annotated[EpochSeconds, Strict()]
+Caller = Annotated[Text(MAX_RAW_CALLER), AfterValidator(clean_number)]  # type: ignore[valid-type]
 
 
-@dataclass(frozen=True)
-class CallEvent:
-    """One thing that happened to a call, keyed by Asterisk's ``linkedid``.
+def _check_json(value: Any, depth: int = 0) -> None:
+    """Walk a JSON value: bounded depth, valid Unicode (no lone surrogates, no NUL), finite numbers."""
+    if depth > MAX_DATA_DEPTH:
+        raise PydanticCustomError("data_too_deep", "nested deeper than {max} levels", {"max": MAX_DATA_DEPTH})
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError("invalid_unicode", "text is not valid Unicode (a lone surrogate)") \
+                from None
+        if "\x00" in value:
+            raise PydanticCustomError("invalid_unicode", "text must not contain NUL")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("not_finite", "NaN and Infinity are not JSON")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise PydanticCustomError("bad_key", "object keys must be strings")
+            _check_json(k, depth + 1)
+            _check_json(v, depth + 1)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _check_json(v, depth + 1)
+    elif value is not None and not isinstance(value, bool | int | float):
+        raise PydanticCustomError("not_json", "not a JSON value")
+
+
+def _event_data(data: dict[str, Any]) -> dict[str, Any]:
+    _check_json(data)
+    size = len(json.dumps(data, ensure_ascii=False).encode())
+    if size > MAX_DATA_BYTES:
+        raise PydanticCustomError("data_too_large", "at most {max} bytes as JSON, got {size}",
+                                  {"max": MAX_DATA_BYTES, "size": size})
+    return data
+
+
+EventData = Annotated[dict[str, Any], AfterValidator(_event_data)]
+
+
+def check_outcome(outcome: Any, detail: Any) -> None:
+    """The rules of an outcome and its detail (an outcome event's data, ``PUT .../outcome``).
+    An unknown outcome is its own error (``unknown_outcome``)."""
+    if not isinstance(outcome, str):
+        raise PydanticCustomError("outcome_required", "outcome: a string is required")
+    if outcome not in Outcome.__members__.values():
+        raise PydanticCustomError("unknown_outcome", "outcome: unknown outcome '{outcome}', one of {allowed}",
+                                  {"outcome": outcome[:64], "allowed": ", ".join(Outcome)})
+    if detail is not None and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
+        raise PydanticCustomError("bad_detail", "detail: null or a string of at most {max} characters",
+                                  {"max": MAX_DETAIL})
+    if outcome == Outcome.THREE_WAY and detail not in tuple(Service):
+        raise PydanticCustomError("bad_detail", "detail: three_way needs the accepting platform 12345|110")
+    if outcome == Outcome.EMERGENCY_LINKED and detail not in LINKAGE_HOTLINES:
+        raise PydanticCustomError("bad_detail", "detail: emergency_linked needs one of {allowed}",
+                                  {"allowed": ", ".join(LINKAGE_HOTLINES)})
+
+
+class Contract(BaseModel):
+    """A value shared between processes: immutable, and no field that the schema does not name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CallEvent(Contract):
+    """One thing that happened to a call, keyed by Asterisk's ``linkedid``; the body of
+    ``POST /api/events``.
 
     ``event_id`` is the idempotency key: producers derive it from what happened (for AMI events,
     ``linkedid`` + the AMI event's uniqueid + name + timestamp) so that a replay is the same event.
-    ``at`` is seconds since the epoch (float, UTC).
+    ``at`` is seconds since the epoch (float, UTC). ``caller`` is cleaned to dial characters.
     """
 
-    event_id: str
-    linkedid: str
+    event_id: EventId
+    linkedid: CallId
     type: CallEventType
-    at: float
-    source: str = "ami"  # "agi" | "ami" | "api" | "flow"
+    at: StrictEpoch
+    source: EventSource = "ami"
     service: Service | None = None
-    caller: str | None = None
-    seat: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    caller: Caller | None = None  # type: ignore[valid-type]
+    seat: SeatId | None = None
+    data: EventData = Field(default_factory=dict)
+
+    @field_validator("data")
+    @classmethod
+    def _outcome_data(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if info.data.get("type") is CallEventType.OUTCOME:
+            check_outcome(data.get("outcome"), data.get("detail"))
+        return data
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["type"] = self.type.value
-        d["service"] = self.service.value if self.service else None
-        return d
-
+        return self.model_dump(mode="json")
 
 # --- Live transcription ------------------------------------------------------------------------
 
@@ -107,84 +196,63 @@ class GapReason(enum.StrEnum):
 
 
 SEGMENT_TEXT_MAX = 2000
+GAP_REASONS: tuple[str, ...] = tuple(GapReason)
+
+Confidence = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)]
+SeqNo = Annotated[int, Strict(), Field(ge=0, lt=1 << 31)]
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(Contract):
     """One piece of a call's live transcript. Publishers: the transcriber (partial, final, overload
     gaps) and the tap controller (gaps). ``tap`` is the stream's id and ``seq`` increases within a
-    stream, so ``(tap, seq)`` is the idempotency key of a stored segment. Times are epoch seconds."""
+    stream, so ``(tap, seq)`` is the idempotency key of a stored segment. Times are epoch seconds;
+    a gap's ``text`` is its :class:`GapReason`."""
 
-    call: str
-    tap: str
-    seq: int
+    call: CallId
+    tap: CallId
+    seq: SeqNo
     speaker: Speaker
     kind: SegmentKind
-    start: float
-    end: float
-    text: str = ""
-    confidence: float | None = None
-    seat: str | None = None
+    start: StrictEpoch
+    end: StrictEpoch
+    text: Text(SEGMENT_TEXT_MAX) = ""  # type: ignore[valid-type]
+    confidence: Confidence | None = None
+    seat: SeatId | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Segment:
+        if self.end < self.start:
+            raise PydanticCustomError("end_before_start", "segment.end: before start")
+        if self.kind is SegmentKind.GAP and self.text not in GAP_REASONS:
+            raise PydanticCustomError("gap_reason", "segment.text: a gap's reason, one of {allowed}",
+                                      {"allowed": ", ".join(GAP_REASONS)})
+        return self
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["speaker"] = self.speaker.value
-        d["kind"] = self.kind.value
-        return d
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_json(cls, raw: Any) -> Segment:
-        """Validate a segment received over the wire; raises ``ValueError`` with the field at fault."""
-        if not isinstance(raw, dict):
-            raise ValueError("segment: expected an object")
-        raw = _AnyDict(raw)
-        unknown = set(raw) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise ValueError(f"segment: unknown fields {sorted(unknown)}")
-        call, tap = raw.get("call"), raw.get("tap")
-        if not isinstance(call, str) or not LINKEDID_RE.fullmatch(call):
-            raise ValueError("segment.call: expected a call id")
-        if not isinstance(tap, str) or not LINKEDID_RE.fullmatch(tap):
-            raise ValueError("segment.tap: expected a stream id")
-        seq = raw.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 1 << 31:
-            raise ValueError("segment.seq: expected an integer >= 0")
+        """Validate a segment received over the wire; raises ``ValueError`` naming the field at fault
+        (``segment.seq: ...``)."""
         try:
-            speaker = Speaker(raw.get("speaker"))
-        except ValueError:
-            raise ValueError(f"segment.speaker: one of {[s.value for s in Speaker]}") from None
-        try:
-            kind = SegmentKind(raw.get("kind"))
-        except ValueError:
-            raise ValueError(f"segment.kind: one of {[k.value for k in SegmentKind]}") from None
-        start, end = raw.get("start"), raw.get("end")
-        for name, v in (("start", start), ("end", end)):
-            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v < 1e11:
-                raise ValueError(f"segment.{name}: expected epoch seconds")
-        if end < start:  # type: ignore[operator]
-            raise ValueError("segment.end: before start")
-        text = raw.get("text", "")
-        if not isinstance(text, str) or len(text) > SEGMENT_TEXT_MAX:
-            raise ValueError(f"segment.text: a string of at most {SEGMENT_TEXT_MAX} characters")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("segment.text: not valid Unicode (a lone surrogate)") from None
-        if "\x00" in text:
-            raise ValueError("segment.text: must not contain NUL")
-        conf = raw.get("confidence")
-        if conf is not None and (not isinstance(conf, int | float) or isinstance(conf, bool)
-                                 or not 0 <= conf <= 1):
-            raise ValueError("segment.confidence: a number in 0..1 or null")
-        seat = raw.get("seat")
-        if seat is not None and (not isinstance(seat, str) or not re.fullmatch(r"[0-9]{2,8}", seat)):
-            raise ValueError("segment.seat: a seat id or null")
-        return cls(call=call, tap=tap, seq=seq, speaker=speaker, kind=kind, start=float(start),
-                   end=float(end), text=text, confidence=None if conf is None else float(conf), seat=seat)
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ValueError(describe(exc, "segment")) from None
 
 
-class _AnyDict(dict):  # type: ignore[type-arg]
-    """A dict whose values mypy treats as Any (wire input, checked field by field)."""
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        return super().get(key, default)
+def describe(exc: ValidationError, what: str) -> str:
+    """One line for a log or an exception: ``what.field: problem`` for the first error (every unknown
+    field named at once)."""
+    errors = exc.errors(include_url=False)
+    unknown = sorted(str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return f"{what}: unknown fields {unknown}"
+    first = errors[0]
+    if first["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{what}: expected an object"
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"]
+    if not loc:
+        return msg if msg.startswith(f"{what}.") else f"{what}: {msg}"
+    return f"{what}.{loc}: {msg}"

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from hotline.contracts import LINKAGE_HOTLINES, Service
+from hotline.platforms import LINKAGE_HOTLINES, Service
 
 # Asterisk's linkedid/uniqueid ("1700000000.12", or "<systemname>-1700000000.12") and our own ids.
 CALL_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -44,6 +44,8 @@ def _valid_unicode(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("text is not valid Unicode (lone surrogate)") from None
+    if "\x00" in value:  # PostgreSQL text and jsonb cannot hold NUL: it would fail on storing
+        raise ValueError("text must not contain NUL")
     return value
 
 

@@ -1,10 +1,9 @@
 """aiohttp handler for ``POST /api/route``: {"text": "...", "at": "12345"|"110"} -> RouteResult JSON.
 
 The app wires it (``app.router.add_post("/api/route", make_route_handler(router))``); the router is
-built once at start-up and passed in. Bad input gets a 4xx with a stable ``error_id``:
-``route.invalid_utf8``, ``route.invalid_json``, ``route.invalid_body``, ``route.invalid_text``,
-``route.empty_text``, ``route.invalid_at`` (400) and ``route.text_too_long``, ``route.body_too_large``
-(413). Text with no Chinese in it is not an error: the answer is ``guide`` with a reason.
+built once at start-up and passed in. The body is :class:`RouteRequest`; bad input gets a 4xx with a
+stable ``error_id`` (:data:`routing.errors.INPUT_ERRORS`) in the API's error envelope. Text with no
+Chinese in it is not an error: the answer is ``guide`` with a reason.
 """
 
 from __future__ import annotations
@@ -15,8 +14,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .engine import Router
+from hotline.platforms import Service
+
+from .engine import MAX_TEXT_CHARS, Router
 from .errors import RoutingInputError
 
 INLINE_LIMIT = 2_000  # longer texts are routed in the default executor, off the event loop
@@ -24,11 +26,24 @@ INLINE_LIMIT = 2_000  # longer texts are routed in the default executor, off the
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class RouteRequest(BaseModel):
+    """The body of ``POST /api/route``. Longer texts are refused with 413 ``route.text_too_long``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str = Field(strict=True, description=f"the caller's words, at most {MAX_TEXT_CHARS} characters")
+    at: Service = Field(description="the platform the call is at")
+
+
+# Which field's error is which stable id.
+_FIELD_ERRORS = {"text": "route.invalid_text", "at": "route.invalid_at"}
+
+
 def _error(exc: RoutingInputError) -> web.Response:
-    return web.json_response(exc.to_json(), status=exc.status)
+    return web.json_response(exc.to_json(), status=exc.status, dumps=_dumps)
 
 
-async def _read_body(request: web.Request) -> dict[str, Any]:
+async def _read_body(request: web.Request) -> RouteRequest:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -43,23 +58,24 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
         raise RoutingInputError("route.invalid_json", f"body is not JSON: {exc.msg}") from None
     if not isinstance(body, dict):
         raise RoutingInputError("route.invalid_body", 'body must be a JSON object {"text": ..., "at": ...}')
-    if "text" not in body or not isinstance(body["text"], str):
-        raise RoutingInputError("route.invalid_text", "'text' is required and must be a string")
-    if not isinstance(body.get("at"), str):
-        raise RoutingInputError("route.invalid_at", "'at' is required: \"12345\" or \"110\"")
-    return body
+    try:
+        return RouteRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        raise RoutingInputError(_FIELD_ERRORS.get(field, "route.invalid_body"),
+                                f"{field or 'body'}: {first['msg']}") from None
 
 
 def make_route_handler(router: Router) -> Handler:
     async def route_handler(request: web.Request) -> web.StreamResponse:
         try:
             body = await _read_body(request)
-            text, at = body["text"], body["at"]
-            if len(text) > INLINE_LIMIT:
+            if len(body.text) > INLINE_LIMIT:
                 loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(None, router.route, text, at)
+                result = await loop.run_in_executor(None, router.route, body.text, body.at.value)
             else:
-                result = router.route(text, at)
+                result = router.route(body.text, body.at.value)
         except RoutingInputError as exc:
             return _error(exc)
         return web.json_response(result.to_json(), dumps=_dumps)

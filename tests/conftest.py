@@ -193,7 +193,7 @@ class Api:
                 "data": {}, **kw}
 
     @classmethod
-    def answered_call(cls, linkedid: str, caller: str = "13812345678", seat: str = "seat-12345-01") -> list:
+    def answered_call(cls, linkedid: str, caller: str = "13812345678", seat: str = "1201") -> list:
         return [
             cls.event(linkedid, "arrived", 0, caller=caller, source="agi", data={"flags": ["repeat"]}),
             cls.event(linkedid, "queued", 1, data={"queue": "hotline-12345"}),

@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth import SERVICE, Principal
 from app.calls.context import CallContext
+from app.calls.schemas import OutcomeBody
 from app.calls.summary import summarise
 from app.db import Database
 from app.errors import UnknownCall
 from app.models import AuditRow, Call, CallEventRow
 from app.notifier import EventNotifier
-from app.validation import OutcomeRequest
 from hotline.contracts import CallEvent, CallEventType
 from hotline.phone import mask_number
 
@@ -170,7 +170,7 @@ class CallService:
         params = [{"b_id": ids[lid], **summarise(evs), "updated_at": now} for lid, evs in by_call.items()]
         await conn.execute(self._update_call, params)
 
-    async def set_outcome(self, linkedid: str, req: OutcomeRequest, who: Principal) -> dict[str, Any]:
+    async def set_outcome(self, linkedid: str, req: OutcomeBody, who: Principal) -> dict[str, Any]:
         source = "flow" if who.role == SERVICE else "operator"
         event = CallEvent(
             event_id=f"outcome-{uuid.uuid4().hex}",

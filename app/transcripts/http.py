@@ -7,46 +7,50 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from app import keys
 from app.auth import READERS, SERVICE, requires
+from app.endpoint import endpoint
 from app.errors import InvalidSegment, PartialNotStored, UnknownCall, WorkOrderNotUpdated
-from app.http_util import call_id, check_query, json_response, read_json
-from app.validation import MAX_BATCH, Problem, fail
-from hotline.contracts import GapReason, Segment, SegmentKind
+from app.http_util import call_id, check_query, error_details, json_response, read_json, refuse
+from app.transcripts.schemas import SegmentsBody, StoreAnswer, TranscriptAnswer
+from hotline.contracts import Segment, SegmentKind, describe
 
 log = logging.getLogger(__name__)
 
-GAP_REASONS = tuple(r.value for r in GapReason)
+
+def _segment_errors(errors: Any) -> bool:
+    """Only segments at fault (not the batch's shape): ``transcript.invalid_segment``."""
+    return all(len(e["loc"]) > 1 and e["loc"][0] == "segments" and isinstance(e["loc"][1], int)
+               for e in errors)
 
 
 def parse_segments(body: Any) -> list[Segment]:
     """``{"segments": [...]}`` with 1..500 final or gap segments: all valid, or nothing is stored."""
-    if not isinstance(body, dict) or set(body) != {"segments"}:
-        fail([Problem("segments", 'body must be {"segments": [...]}')])
-    items = body["segments"]
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
-        fail([Problem("segments", f"must be a list of 1..{MAX_BATCH} segments")])
-    segments: list[Segment] = []
-    invalid: list[dict[str, Any]] = []
-    for i, raw in enumerate(items):
-        try:
-            segment = Segment.from_json(raw)
-        except ValueError as exc:
-            invalid.append({"index": i, "message": str(exc)})
-            continue
-        if segment.kind is SegmentKind.GAP and segment.text not in GAP_REASONS:
-            invalid.append({"index": i, "message": f"segment.text: a gap's reason, one of {GAP_REASONS}"})
-        segments.append(segment)
-    if invalid:
-        first = invalid[0]
-        raise InvalidSegment(f"segment {first['index']}: {first['message']}", details=invalid)
+    try:
+        segments = SegmentsBody.model_validate(body).segments
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if not _segment_errors(errors):
+            raise refuse(exc, prefix=("body",)) from None
+        index = errors[0]["loc"][1]
+        try:  # the first bad segment alone, for a message naming its field (segment.seq: ...)
+            Segment.model_validate(body["segments"][index])
+        except ValidationError as one:
+            first = describe(one, "segment")
+        else:  # pragma: no cover - the batch refused it, so alone it is refused too
+            first = "not valid"
+        raise InvalidSegment(f"segment {index}: {first}", details=error_details(exc, ("body",))) from None
     partials = [i for i, s in enumerate(segments) if s.kind is SegmentKind.PARTIAL]
     if partials:
         raise PartialNotStored(details={"indexes": partials[:50]})
     return segments
 
 
+@endpoint("Store final and gap segments (1..500): all or nothing, idempotent on (tap, seq); refreshes the "
+          "work order of calls with new caller words", body=SegmentsBody, response=StoreAnswer,
+          errors=(InvalidSegment, PartialNotStored, WorkOrderNotUpdated))
 @requires(SERVICE)
 async def post_transcripts(request: web.Request) -> web.Response:
     segments = parse_segments(await read_json(request))
@@ -66,6 +70,8 @@ async def post_transcripts(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+@endpoint("The call's stored transcript in time order, with counts and gaps (audited)",
+          response=TranscriptAnswer, errors=(UnknownCall,))
 @requires(*READERS)
 async def get_transcript(request: web.Request) -> web.Response:
     linkedid = call_id(request)

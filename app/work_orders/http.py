@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
 from app import keys
 from app.auth import ADMIN, OPERATOR, READERS, SUPERVISOR, requires
-from app.errors import WorkOrderNotFound
-from app.http_util import call_id, check_query, json_response, parse_int, read_json
-from app.validation import Problem, fail
-from app.work_orders import corrections
+from app.endpoint import endpoint
+from app.errors import (
+    ApiError,
+    InvalidCorrection,
+    InvalidTicket,
+    ValidationFailed,
+    WorkOrderAlreadyConfirmed,
+    WorkOrderNotFound,
+)
+from app.http_util import call_id, check_query, json_response, parse_body, parse_query, ticket
+from app.work_orders.schemas import (
+    ConfirmAnswer,
+    ConfirmBody,
+    CorrectionList,
+    CorrectionsQuery,
+    WorkOrderAnswer,
+    WorkOrderList,
+    WorkOrdersQuery,
+)
 from app.work_orders.services import CorrectionFilter, WorkOrderFilter
-from app.work_orders.store import STATUSES
-from hotline.contracts import Service
-
-MAX_LIMIT = 500
-TICKET_RE = re.compile(r"^[0-9A-Za-z-]{1,32}$")
 
 
+def _corrections_at_fault(errors: Sequence[Any]) -> type[ApiError]:
+    return InvalidCorrection if errors and all(e["loc"][:1] == ("corrections",) for e in errors) \
+        else ValidationFailed
+
+
+@endpoint("The call's work order (audited)", response=WorkOrderAnswer, errors=(WorkOrderNotFound,))
 @requires(*READERS)
 async def get_call_work_order(request: web.Request) -> web.Response:
     linkedid = call_id(request)
@@ -27,46 +44,32 @@ async def get_call_work_order(request: web.Request) -> web.Response:
     return json_response(await request.app[keys.WORK_ORDERS].get(linkedid, request[keys.PRINCIPAL]))
 
 
+@endpoint("List work orders, newest first (audited)", query=WorkOrdersQuery, response=WorkOrderList)
 @requires(SUPERVISOR, ADMIN)
 async def list_work_orders(request: web.Request) -> web.Response:
-    q = request.query
-    check_query(request, {"status", "service", "limit"})
-    problems: list[Problem] = []
-    status, service = q.get("status"), q.get("service")
-    if status is not None and status not in STATUSES:
-        problems.append(Problem("status", " or ".join(STATUSES)))
-    if service is not None and service not in (s.value for s in Service):
-        problems.append(Problem("service", "'12345' or '110'"))
-    limit = parse_int("limit", q.get("limit"), 100, 1, MAX_LIMIT, problems)
-    fail(problems)
-    f = WorkOrderFilter(status, service, limit)
+    q = parse_query(request, WorkOrdersQuery)
+    f = WorkOrderFilter(q.status, q.service.value if q.service else None, q.limit)
     return json_response(await request.app[keys.WORK_ORDERS].list(f, request[keys.PRINCIPAL]))
 
 
+@endpoint("Confirm a draft work order, with the operator's corrections (draft -> confirmed, once)",
+          body=ConfirmBody, body_optional=True, response=ConfirmAnswer,
+          errors=(InvalidTicket, InvalidCorrection, WorkOrderNotFound, WorkOrderAlreadyConfirmed))
 @requires(OPERATOR, SUPERVISOR)
 async def confirm_work_order(request: web.Request) -> web.Response:
-    ticket = request.match_info["ticket"]
-    if not TICKET_RE.fullmatch(ticket):
-        raise WorkOrderNotFound(details={"ticket": ticket[:32]})
+    number = ticket(request)
     check_query(request, set())
-    raw = corrections.parse_confirm_body(await read_json(request) if request.can_read_body else None)
-    result = await request.app[keys.WORK_ORDERS].confirm(ticket, raw, request[keys.PRINCIPAL])
+    body = await parse_body(request, ConfirmBody, classify=_corrections_at_fault, optional=True)
+    result = await request.app[keys.WORK_ORDERS].confirm(number, body.corrections, request[keys.PRINCIPAL])
     return json_response(result)
 
 
+@endpoint("The corrections operators made, newest first (audited)", query=CorrectionsQuery,
+          response=CorrectionList)
 @requires(SUPERVISOR, ADMIN)
 async def list_corrections(request: web.Request) -> web.Response:
-    q = request.query
-    check_query(request, {"ticket", "field", "limit"})
-    problems: list[Problem] = []
-    ticket, field = q.get("ticket"), q.get("field")
-    if ticket is not None and not TICKET_RE.fullmatch(ticket):
-        problems.append(Problem("ticket", "a ticket number"))
-    if field is not None and field not in corrections.FIELDS:
-        problems.append(Problem("field", f"one of {', '.join(corrections.FIELDS)}"))
-    limit = parse_int("limit", q.get("limit"), 100, 1, MAX_LIMIT, problems)
-    fail(problems)
-    f = CorrectionFilter(ticket, field, limit)
+    q = parse_query(request, CorrectionsQuery)
+    f = CorrectionFilter(q.ticket, q.field, q.limit)
     return json_response(await request.app[keys.WORK_ORDERS].corrections(f, request[keys.PRINCIPAL]))
 
 

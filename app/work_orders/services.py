@@ -24,6 +24,7 @@ from app.notifier import TranscriptNotifier
 from app.work_orders import corrections
 from app.work_orders.creator import RouterSource
 from app.work_orders.dispatch import dispatch_for
+from app.work_orders.schemas import Corrections
 from app.work_orders.store import CONFIRMED, load, work_order_event, work_order_json
 
 
@@ -86,7 +87,7 @@ class WorkOrderService:
                                       {"query": query, "returned": len(orders)})
         return {"work_orders": orders, "total": total, "limit": f.limit}
 
-    async def confirm(self, ticket: str, raw: dict[str, Any], who: Principal) -> dict[str, Any]:
+    async def confirm(self, ticket: str, raw: Corrections, who: Principal) -> dict[str, Any]:
         """Confirm the draft with the operator's corrections (checked against the work order's
         platform and the routing rules in service)."""
         categories = (await self.router.get()).rules.categories

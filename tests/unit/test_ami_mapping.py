@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.validation import parse_events
+from app.calls.schemas import parse_events
 from call_flows.listener import AmiListener, _duration
 from call_flows.mapping import MappingConfig, map_event, seat_of
 from hotline.contracts import CallEvent, CallEventType, Service
@@ -217,6 +217,8 @@ ODD_INPUTS = {
     "missing Linkedid": {k: v for k, v in base("Hangup", Cause="16").items() if k != "Linkedid"},
     "empty Linkedid": base("Hangup", Linkedid="", Cause="16"),
     "10 KB linkedid": base("Hangup", Linkedid="9" * 10240, Uniqueid="9" * 10240, Cause="16"),
+    "linkedid not a call id": base("Newchannel", Linkedid="a 1\nEvent: x", Uniqueid="a 1\nEvent: x",
+                                   Exten="12345"),
     "unknown event": base("SomethingAsterisk23Adds", Foo="bar"),
     "non-numeric Cause": base("Hangup", Cause="sixteen", **{"Cause-txt": "x" * 500}),
     "non-numeric Position": base("QueueCallerJoin", Queue="hotline-12345", Position="first"),
@@ -243,6 +245,7 @@ def test_odd_input_gives_nothing_or_an_event_the_api_accepts(ev: dict[str, Any])
 
 
 @pytest.mark.parametrize("name", ["missing Linkedid", "empty Linkedid", "10 KB linkedid", "empty dict",
+                                  "linkedid not a call id",
                                   "unknown event", "Newchannel from a seat", "Newchannel from Local",
                                   "Newchannel trunk-like name", "Newchannel of a second trunk leg",
                                   "non-numeric BridgeNumChannels"])

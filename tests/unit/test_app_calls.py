@@ -22,7 +22,7 @@ async def audit_rows(api) -> list[dict]:
 async def seed(api) -> None:
     """Four calls an hour apart: 12345 resolved (seat A), 110 abandoned, 12345 transferred (seat B), live."""
     events = []
-    events += api.answered_call("2000.1", seat="seat-A")
+    events += api.answered_call("2000.1", seat="1301")
     lid = "2000.2"
     events += [
         api.event(lid, "arrived", 3600, service="110"),
@@ -31,10 +31,10 @@ async def seed(api) -> None:
     lid = "2000.3"
     events += [
         dict(e, at=e["at"] + 7200, event_id=e["event_id"] + "x")
-        for e in api.answered_call(lid, seat="seat-B")
+        for e in api.answered_call(lid, seat="1302")
     ]
     events.append(api.event(lid, "transferred", 7230, data={"target_service": "110"}))
-    events += api.answered_call("2000.4", seat="seat-A")[:3]
+    events += api.answered_call("2000.4", seat="1301")[:3]
     events = [dict(e, at=e["at"] + 10800) if e["linkedid"] == "2000.4" else e for e in events]
     status, body = await api.post_events({"events": events})
     assert status == 200 and body["duplicates"] == 0
@@ -51,7 +51,7 @@ async def test_list_and_filters(api) -> None:
     status, body = await get("")
     assert status == 200 and ids(body) == ["2000.4", "2000.3", "2000.2", "2000.1"] and body["total"] == 4
     assert ids((await get("service=110"))[1]) == ["2000.2"]
-    assert ids((await get("seat=seat-A"))[1]) == ["2000.1"]  # 2000.4 is only ringing seat-A
+    assert ids((await get("seat=1301"))[1]) == ["2000.1"]  # 2000.4 is only ringing 1301
     assert ids((await get("outcome=abandoned"))[1]) == ["2000.2"]
     assert ids((await get("outcome=transferred_110"))[1]) == ["2000.3"]
     assert ids((await get(f"since={t0 + 3600}&until={t0 + 7200}"))[1]) == ["2000.2"]
@@ -61,7 +61,7 @@ async def test_list_and_filters(api) -> None:
     assert ids((await get(f"until={naive}"))[1]) == ["2000.2", "2000.1"]
     page = (await get("limit=2&offset=1"))[1]
     assert ids(page) == ["2000.3", "2000.2"] and (page["total"], page["limit"], page["offset"]) == (4, 2, 1)
-    assert ids((await get("service=12345&outcome=resolved_on_call&seat=seat-A"))[1]) == ["2000.1"]
+    assert ids((await get("service=12345&outcome=resolved_on_call&seat=1301"))[1]) == ["2000.1"]
 
 
 async def test_every_read_of_caller_data_is_audited(api) -> None:

@@ -13,7 +13,7 @@ async def test_events_are_recorded_with_durations(api) -> None:
     assert status == 200
     assert call["caller"] == "13812345678"
     assert call["service"] == "12345"
-    assert call["seat"] == "seat-12345-01"
+    assert call["seat"] == "1201"
     assert call["queue"] == "hotline-12345"
     assert (call["wait_s"], call["talk_s"], call["total_s"]) == (10.0, 60.0, 70.0)
     assert call["hangup_cause"] == "16"

@@ -122,7 +122,7 @@ async def test_plain_http_on_a_live_route_is_refused(app_client, api_secrets, sq
     async with client.get("/api/calls/w6/live", headers=auth(api_secrets, "operator")) as resp:
         assert resp.status == 400 and (await resp.json())["error_id"] == "live.websocket_required"
     async with client.get("/api/calls/bad%20id/live", headers=auth(api_secrets, "operator")) as resp:
-        assert resp.status == 404
+        assert resp.status == 400 and (await resp.json())["error_id"] == "invalid_call_id"
 
 
 @pytest.mark.parametrize("redis_at", ["dead", "none"])
