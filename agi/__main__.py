@@ -13,9 +13,8 @@ import logging
 import signal
 import sys
 
-from redis.asyncio import Redis
-
 from agi.server import start_agi_server
+from hotline.redis_client import connect
 from hotline.secrets import load_secrets
 from hotline.settings import Settings
 from hotline.sink import EventSink
@@ -23,7 +22,7 @@ from hotline.sink import EventSink
 
 async def serve(settings: Settings) -> None:
     token = load_secrets(settings.secrets_file).token_for("service")
-    redis = (Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    redis = (connect(settings.redis_url, max_connections=settings.redis_max_connections, timeout_s=0.5)
              if settings.redis_url else None)
     sink = EventSink.from_settings(settings, token)
     await sink.start()

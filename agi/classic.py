@@ -66,16 +66,14 @@ async def answer(settings: Settings, env: Mapping[str, str], argv: Sequence[str]
 
     Imports of the I/O clients are here so that a broken install still answers with defaults.
     """
-    from redis.asyncio import Redis
-
+    from hotline.redis_client import connect
     from hotline.sink import EventSink
 
     budget_s = settings.agi_budget_ms / 1000
     args = tuple(argv) if argv else tuple(agi_args(env))
     redis = None
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=budget_s / 2,
-                               socket_timeout=budget_s / 2)
+        redis = connect(settings.redis_url, max_connections=2, timeout_s=budget_s / 2)
     sink = EventSink.from_settings(settings, _service_token(settings), request_timeout_s=SINK_FLUSH_S,
                                    backoff_initial_s=SINK_FLUSH_S)
     await sink.start()

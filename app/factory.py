@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from app import flows_api, keys, route_api
 from app.auth import TokenBook
@@ -28,11 +29,13 @@ from app.redis_link import RedisLink
 from app.transcripts import http as transcripts_http
 from app.transcripts import live
 from app.transcripts.services import TranscriptService
+from app.transcripts.sockets import LiveHub
 from app.work_orders import http as work_orders_http
 from app.work_orders.alerts import LifeThreatAlerts
 from app.work_orders.creator import WorkOrderCreator
 from app.work_orders.dispatch import known_districts
 from app.work_orders.services import WorkOrderService
+from hotline.redis_client import connect
 from hotline.secrets import Secrets, load_secrets
 from hotline.settings import Settings
 from hotline.site import Site, load_site
@@ -42,13 +45,14 @@ log = logging.getLogger(__name__)
 
 def create_app(
     settings: Settings, secrets: Secrets | None = None, *, migrate: bool = True, flows: Any = None,
-    conference_flows: Any = None, site: Site | None = None,
+    conference_flows: Any = None, site: Site | None = None, redis: Redis | None = None,
 ) -> web.Application:
     """The API application. ``secrets`` defaults to ``settings.secrets_file`` (read here, not at import).
 
     ``migrate=False`` skips the upgrade at start; ``/ready`` then says 503 until someone migrates.
     ``site`` (for ``[transcription] auto_handover_110``) defaults to ``settings.site_file``, read when
-    the app starts.
+    the app starts. ``redis``: the process's Redis client, when the app shares its process (`hotline
+    up`); by default the app opens its own from ``settings.redis_url``.
     """
     app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
     secrets = secrets if secrets is not None else load_secrets(settings.secrets_file)
@@ -58,7 +62,7 @@ def create_app(
     if site is not None:
         app[keys.SITE] = site
     app.cleanup_ctx.append(_database(migrate))
-    app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_redis(redis))
     app.cleanup_ctx.append(_services)
     health_routes(app)
     calls_http.setup_routes(app)
@@ -88,16 +92,29 @@ def _database(migrate: bool):  # noqa: ANN202 - a cleanup_ctx factory
     return ctx
 
 
-async def _redis(app: web.Application) -> AsyncIterator[None]:
-    url = app[keys.SETTINGS].redis_url
-    link = RedisLink(url or None)
-    if not url:
-        log.warning("REDIS_URL not set: events are stored but not broadcast; harassment list unavailable")
-    app[keys.REDIS] = link
-    try:
-        yield
-    finally:
-        await link.close()
+def _redis(client: Redis | None):  # noqa: ANN202 - a cleanup_ctx factory
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[keys.SETTINGS]
+        url = settings.redis_url
+        # `hotline up` hands in its process's one client (shared with the AMI listener and taps); on
+        # its own the app makes one (hotline.redis_client: bounded pool). Only an own client is closed.
+        own = client is None and bool(url)
+        link = RedisLink(client=client if client is not None else
+                         (connect(url, max_connections=settings.redis_max_connections) if url else None))
+        if link.client is None:
+            log.warning("REDIS_URL not set: events are stored but not broadcast; harassment list unavailable")
+        app[keys.REDIS] = link
+        app[keys.LIVE_SOCKETS] = LiveHub(link, max_sockets=settings.live_max_sockets,
+                                         max_per_token=settings.live_max_per_token,
+                                         queue_max=settings.live_queue_max)
+        try:
+            yield
+        finally:
+            await app[keys.LIVE_SOCKETS].stop()
+            if own:
+                await link.close()
+
+    return ctx
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

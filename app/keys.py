@@ -15,7 +15,7 @@ from app.notifier import EventNotifier, TranscriptNotifier
 from app.redis_link import RedisLink
 from app.route_api import RouterHolder
 from app.transcripts.services import TranscriptService
-from app.transcripts.sockets import LiveSockets
+from app.transcripts.sockets import LiveHub
 from app.work_orders.creator import WorkOrderCreator
 from app.work_orders.services import WorkOrderService
 from call_flows.flows import ConferenceFlows, FlowService
@@ -39,6 +39,6 @@ TRANSCRIPT_NOTIFIER = web.AppKey("transcript_notifier", TranscriptNotifier)
 TRANSCRIPTS = web.AppKey("transcripts", TranscriptService)
 WORK_ORDERS = web.AppKey("work_orders", WorkOrderService)
 WORK_ORDER_CREATOR = web.AppKey("work_order_creator", WorkOrderCreator)
-LIVE_SOCKETS = web.AppKey("live_sockets", LiveSockets)
+LIVE_SOCKETS = web.AppKey("live_sockets", LiveHub)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -11,9 +11,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
+
+from hotline.redis_client import connect
 
 log = logging.getLogger(__name__)
 
@@ -21,16 +21,12 @@ COMMAND_TIMEOUT_S = 1.0
 
 
 class RedisLink:
+    """The app's view of its Redis client (``hotline.redis_client.connect``: one per process)."""
+
     def __init__(self, url: str | None = None, client: Redis | None = None) -> None:
         self.url = url
         if client is None and url:
-            client = Redis.from_url(
-                url,
-                decode_responses=True,
-                socket_connect_timeout=COMMAND_TIMEOUT_S,
-                socket_timeout=COMMAND_TIMEOUT_S,
-                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
-            )
+            client = connect(url, timeout_s=COMMAND_TIMEOUT_S)
         self.client = client
 
     @property
@@ -56,19 +52,6 @@ class RedisLink:
             return await asyncio.wait_for(self.client.execute_command(command, *args), COMMAND_TIMEOUT_S)
         except (RedisError, OSError, TimeoutError) as exc:
             raise RedisDown(str(exc) or type(exc).__name__) from exc
-
-    async def subscribe(self, *channels: str) -> PubSub:
-        """A pub/sub connection subscribed to ``channels``; raises :class:`RedisDown`. The caller
-        closes it with :func:`close_pubsub`."""
-        if self.client is None:
-            raise RedisDown("Redis is not configured")
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await asyncio.wait_for(pubsub.subscribe(*channels), COMMAND_TIMEOUT_S)
-        except (RedisError, OSError, TimeoutError) as exc:
-            await close_pubsub(pubsub)
-            raise RedisDown(str(exc) or type(exc).__name__) from exc
-        return pubsub
 
     async def close(self) -> None:
         if self.client is not None:

@@ -12,15 +12,19 @@ lowest level (10 calls at once).
 
     .venv/bin/python -m bench.bench_capacity                # levels 10 25 50 100, ~3 minutes
     .venv/bin/python -m bench.bench_capacity --levels 10 50 --talk 4
+    .venv/bin/python -m bench.bench_capacity --quick        # levels 2 and 6, 2 s calls, not written
 
-Prints a markdown table and writes ``bench/results/capacity.json``.
+Prints a markdown table and writes ``bench/results/capacity.json``. The run fails (exit 1) when any
+part logged lost work while it ran (``bench.common.Trouble``: Redis pool exhausted, a broadcast or
+the live state not written, a media tap lost, events dropped, anything at ERROR), when a row
+measured nothing, and in a quick run when any call failed. ``BENCH_CHILD_LOG=FILE`` keeps the child
+processes' log there (it is otherwise in the run's temp directory).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import shutil
@@ -34,11 +38,10 @@ import aiohttp
 
 from agents.sipp import SeatBank, place_call
 from agi.stats import SessionStats
+from bench.common import Trouble, require_measured, write_result
 from hotline import redis_keys
 from hotline.settings import Settings
 from operations.stack import Stack
-
-RESULTS = Path(__file__).resolve().parent / "results" / "capacity.json"
 
 
 def bench_site(seats_per_platform: int) -> str:
@@ -104,7 +107,7 @@ def max_overlap(calls: list[dict[str, Any]]) -> int:
     return best
 
 
-async def run_level(stack: Stack, level: int, talk_s: float) -> dict[str, Any]:
+async def run_level(stack: Stack, level: int, talk_s: float, trouble: Trouble) -> dict[str, Any]:
     assert stack.redis is not None
     per_side = max(1, level // 2)
     await stack.redis.delete(redis_keys.AGI_SESSION_MS)
@@ -125,8 +128,11 @@ async def run_level(stack: Stack, level: int, talk_s: float) -> dict[str, Any]:
     for ms in raw:
         stats.record(float(ms) / 1000)
     intake = stats.summary()
+    troubles = trouble.take()
     return {
-        "level": level, "calls_placed": expected, "sipp_ok": all(rc == 0 for rc in rcs),
+        "level": level, "calls": expected, "measured": len(answered),
+        "calls_placed": expected, "sipp_ok": all(rc == 0 for rc in rcs),
+        "trouble": len(troubles), "trouble_lines": troubles[:20],
         "recorded": len(calls), "answered_recorded": len(answered),
         "failed": expected - len(answered),
         "max_concurrent_answered": max_overlap(calls),
@@ -136,7 +142,7 @@ async def run_level(stack: Stack, level: int, talk_s: float) -> dict[str, Any]:
     }
 
 
-async def main_async(levels: list[int], talk_s: float) -> dict[str, Any]:
+async def main_async(levels: list[int], talk_s: float, trouble: Trouble) -> dict[str, Any]:
     seats = max(levels) // 2 + 10
     with tempfile.TemporaryDirectory() as tmp:
         site_file = Path(tmp) / "site.toml"
@@ -145,14 +151,17 @@ async def main_async(levels: list[int], talk_s: float) -> dict[str, Any]:
         settings = Settings(state_dir=Path(tmp) / "state", site_file=site_file, conf_dir=env.conf_dir,
                             asterisk_rootfs=env.asterisk_rootfs, log_level="WARNING")
         stack = Stack.for_tests(settings, instance_name=f"bench-{uuid.uuid4().hex[:6]}")
+        child_log = os.environ.get("BENCH_CHILD_LOG") or str(Path(tmp) / "children.log")
+        stack.child_log = trouble.child_log = Path(child_log)
         await stack.start()
+        trouble.take()  # what starting logged is not load
         bank = None
         try:
             assert stack.secrets is not None
             pw = {s: stack.secrets.sip_passwords[s] for svc in stack.site.operators
                   for s in stack.site.operators[svc]}
             bank = await asyncio.to_thread(SeatBank(pw, stack.sip_address).start)
-            rows = [await run_level(stack, lvl, talk_s) for lvl in levels]
+            rows = [await run_level(stack, lvl, talk_s, trouble) for lvl in levels]
         finally:
             if bank:
                 bank.stop()
@@ -165,10 +174,11 @@ async def main_async(levels: list[int], talk_s: float) -> dict[str, Any]:
 
 def table(res: dict[str, Any]) -> str:
     lines = ["| calls at once | placed | answered + recorded | failed | max overlap seen | intake p50 ms | "
-             "intake p99 ms |", "|---:|---:|---:|---:|---:|---:|---:|"]
+             "intake p99 ms | lost work logged |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["levels"]:
         lines.append(f"| {r['level']} | {r['calls_placed']} | {r['answered_recorded']} | {r['failed']} | "
-                     f"{r['max_concurrent_answered']} | {r['intake_p50_ms']} | {r['intake_p99_ms']} |")
+                     f"{r['max_concurrent_answered']} | {r['intake_p50_ms']} | {r['intake_p99_ms']} | "
+                     f"{r['trouble']} |")
     ok = [r["level"] for r in res["levels"] if r["failed"] == 0 and r["sipp_ok"]]
     lines.append("")
     lines.append(f"Highest level with zero failed calls: {max(ok) if ok else 'none'} "
@@ -180,11 +190,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", type=int, nargs="+", default=[10, 25, 50, 100])
     ap.add_argument("--talk", type=float, default=6.0, help="seconds each call talks")
+    ap.add_argument("--quick", action="store_true", help="levels 2 and 6, 2 s calls, results not written")
     args = ap.parse_args()
-    res = asyncio.run(main_async(args.levels, args.talk))
+    levels, talk = ([2, 6], 2.0) if args.quick else (args.levels, args.talk)
+    trouble = Trouble()
+    with trouble.watching():
+        res = asyncio.run(main_async(levels, talk, trouble))
     print(table(res))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(res, indent=2))
+    problems = [f"level {r['level']}: {line}" for r in res["levels"] for line in r["trouble_lines"]]
+    if args.quick:
+        problems += [f"level {r['level']}: {r['failed']} of {r['calls_placed']} calls failed"
+                     for r in res["levels"] if r["failed"] or not r["sipp_ok"]]
+    write_result("capacity", res, quick=args.quick)
+    require_measured({f"level {r['level']}": {k: r[k] for k in ("calls", "measured")}
+                      for r in res["levels"]})
+    if problems:
+        raise SystemExit("bench.lost_work: " + "; ".join(problems[:20]))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ them), so it never replaces the full run in ``bench/results/`` that the README s
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,3 +141,64 @@ async def bench_stack(*, site_file: Path | None = None, transcribe: bool = False
             await stack.stop()
             if stack.asterisk is not None:
                 shutil.rmtree(stack.asterisk.paths.host, ignore_errors=True)
+
+
+# What the parts log when work was lost or refused under load: Redis pool exhaustion, broadcasts not
+# sent, live state not written, media taps lost or not started, events dropped. Any of these in a
+# benchmark's run makes the run fail, as does anything logged at ERROR.
+TROUBLE_RE = re.compile(
+    r"too many connections|no connection available|not broadcast|not updated|cannot read live"
+    r"|tap .* (lost|never started|not started)|dropped|undelivered|queue full|redis unavailable",
+    re.IGNORECASE)
+_CHILD_LEVEL_RE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b")
+
+
+def is_trouble(level: int, message: str) -> bool:
+    return level >= logging.ERROR or (level >= logging.WARNING and bool(TROUBLE_RE.search(message)))
+
+
+class Trouble(logging.Handler):
+    """Collects, while a benchmark runs, what means lost work: records of this process (the API,
+    the AMI listener, the taps) and the lines of the child processes' log file (FastAGI, the
+    transcriber: ``Stack.child_log``)."""
+
+    def __init__(self, child_log: Path | None = None) -> None:
+        super().__init__(logging.WARNING)
+        self.child_log = child_log
+        self.lines: list[str] = []
+        self._child_offset = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken log call is itself worth seeing
+            message = str(record.msg)
+        if is_trouble(record.levelno, message):
+            self.lines.append(f"{record.levelname} {record.name}: {message[:300]}")
+
+    def read_children(self) -> None:
+        if self.child_log is None or not self.child_log.exists():
+            return
+        with self.child_log.open("rb") as f:
+            f.seek(self._child_offset)
+            chunk = f.read()
+            self._child_offset = f.tell()
+        for line in chunk.decode("utf-8", "replace").splitlines():
+            m = _CHILD_LEVEL_RE.search(line)
+            if m and is_trouble(getattr(logging, m.group(1)), line):
+                self.lines.append(line[:300])
+
+    def take(self) -> list[str]:
+        """What was collected since the last call (children's log read first)."""
+        self.read_children()
+        out, self.lines = self.lines, []
+        return out
+
+    @contextmanager
+    def watching(self) -> Iterator[Trouble]:
+        root = logging.getLogger()
+        root.addHandler(self)
+        try:
+            yield self
+        finally:
+            root.removeHandler(self)

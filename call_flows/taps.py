@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 TAP_KEY_TTL_S = 6 * 3600
 WATCH_EVERY_S = 0.5
+# A tap hung up because its call ended still holds one of the transcriber's streams until its channel
+# is gone (its AMI Hangup): counted as busy until then, at most this long.
+RELEASE_S = 3.0
 SPEAKER_OF_SERVICE = {Service.HOTLINE_12345: Speaker.OPERATOR_12345, Service.POLICE_110: Speaker.OPERATOR_110}
 
 
@@ -71,6 +74,7 @@ class TapStats:
     streaming: int = 0
     failed: int = 0
     lost: int = 0
+    refused_full: int = 0  # the transcriber had no room when the tap reached it: waits as overload
     gaps: int = 0
 
 
@@ -89,6 +93,7 @@ class TapController:
         self._clock = clock
         self.parties: dict[tuple[str, str], PartyTap] = {}  # (call, channel) -> party
         self._by_tap: dict[str, PartyTap] = {}
+        self._releasing: dict[str, float] = {}  # tap -> until when it still counts as a busy stream
         self._task: asyncio.Task[None] | None = None
         # close() cancels the watch, but on Python 3.11 a cancel that lands as a Redis command
         # finishes is lost (redis-py's asyncio.wait_for returns the result): the watch checks this too.
@@ -134,6 +139,8 @@ class TapController:
         if ev.get("Event") != "Hangup":
             return
         tap = _chanvar(ev, VAR_TAP)
+        if tap and self._releasing.pop(tap, None) is not None:
+            return
         if tap and tap in self._by_tap:
             party = self._by_tap[tap]
             if party.tap == tap and party.state in ("starting", "streaming"):
@@ -163,7 +170,11 @@ class TapController:
         return self._limit is not None and self._active() >= self._limit
 
     def _active(self) -> int:
-        return sum(1 for p in self.parties.values() if p.state in ("starting", "streaming"))
+        now = self._clock()
+        for tap in [t for t, until in self._releasing.items() if until <= now]:
+            del self._releasing[tap]
+        busy = sum(1 for p in self.parties.values() if p.state in ("starting", "streaming"))
+        return busy + len(self._releasing)
 
     async def _full(self) -> bool:
         """As many taps are starting or streaming as the transcriber may hear (its heartbeat says
@@ -184,13 +195,16 @@ class TapController:
             self._open_gap(party, GapReason.RECOGNIZER_DOWN, now)
             self._retry_later(party, now)
             return
-        if await self._full():
+        full = await self._full()
+        if full or self._at_limit():  # re-counted after the await: a burst of starts cannot overshoot
             # No tap, rather than one the transcriber will refuse: no Originate storm at capacity.
             self._open_gap(party, GapReason.OVERLOAD, now)
             party.state, party.tap, party.next_try = "down", "", now + self.retry_max_s
             return
         client = self._ami()
         tap = str(uuid.uuid4())
+        # The slot is taken now, before the awaits below, so that starts running meanwhile count it.
+        party.tap, party.state, party.since = tap, "starting", now
         try:
             if client is None:
                 raise ConnectionError("AMI not connected")
@@ -209,6 +223,8 @@ class TapController:
         except Exception as exc:  # noqa: BLE001 - a tap that cannot start is a gap, never an error
             log.warning("tap for %s of %s not started: %s", party.speaker.value, party.call, exc)
             self.stats.failed += 1
+            if party.tap == tap:
+                party.state, party.tap = "down", ""
             self._open_gap(party, GapReason.TAP_FAILED, now)
             self._retry_later(party, now)
             return
@@ -237,6 +253,8 @@ class TapController:
             self._close_gap(party, now)
             if party.tap:
                 self._by_tap.pop(party.tap, None)
+                if party.state in ("starting", "streaming"):
+                    self._releasing[party.tap] = now + RELEASE_S
                 await self._hangup(party.tap)
                 with contextlib.suppress(Exception):
                     await self._redis.hset(redis_keys.media_tap(party.tap), "state", "call_ended")
@@ -290,6 +308,15 @@ class TapController:
                     self._close_gap(party, now)
             elif party.state == "ended" and now - party.since > 1.0:
                 # The tap's channel hung up and, a second later, its party is still on the call.
+                if await self._tap_state(party.tap) == redis_keys.TAP_STATE_REFUSED_FULL:
+                    # The transcriber had no room after all (a stream it still held): wait as overload.
+                    self.stats.refused_full += 1
+                    self._by_tap.pop(party.tap, None)
+                    log.info("tap %s for %s of %s refused (transcriber full); waiting", party.tap,
+                             party.speaker.value, party.call)
+                    self._open_gap(party, GapReason.OVERLOAD, party.since)
+                    party.state, party.tap, party.next_try = "down", "", now + 1.0
+                    continue
                 self.stats.lost += 1
                 self._by_tap.pop(party.tap, None)
                 log.warning("tap %s for %s of %s lost", party.tap, party.speaker.value, party.call)

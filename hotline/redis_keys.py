@@ -46,5 +46,10 @@ def media_tap(tap_id: str) -> str:
     return f"{PREFIX}:tap:{tap_id}"
 
 
+# The hash's "state": starting (controller) -> streaming (transcriber) -> call_ended (controller); or
+# refused_full: the transcriber had no room for the stream (the controller waits as overload).
+TAP_STATE_REFUSED_FULL = "refused_full"
+
+
 # Set by the transcriber every second with a short expiry: present = it is up and its loop answers.
 TRANSCRIBER_ALIVE = f"{PREFIX}:transcriber:alive"

@@ -118,6 +118,13 @@ class Settings(BaseModel):
     # empty: SQLite file in state_dir
     database_url: Annotated[EnvStr, BeforeValidator(_normalise_db_url)] = _env("", "DATABASE_URL")
     redis_url: EnvStr = _env("", "REDIS_URL")  # empty: `hotline up` starts a redis-server on a free port
+    # the one Redis client of each process: at most this many connections (hotline/redis_client.py)
+    redis_max_connections: EnvInt = _env(32, "HOTLINE_REDIS_MAX_CONNECTIONS", ge=2, le=10_000)
+    # live WebSockets (app/transcripts/sockets.py): per app process, per API token, and the messages
+    # one socket may have waiting before it is closed as too slow (4008)
+    live_max_sockets: EnvInt = _env(2000, "HOTLINE_LIVE_MAX_SOCKETS", ge=1, le=1_000_000)
+    live_max_per_token: EnvInt = _env(200, "HOTLINE_LIVE_MAX_PER_TOKEN", ge=1, le=1_000_000)
+    live_queue_max: EnvInt = _env(1000, "HOTLINE_LIVE_QUEUE_MAX", ge=10, le=1_000_000)
     api_host: EnvStr = _env("127.0.0.1", "HOTLINE_API_HOST")
     api_port: EnvPort = _env(8080, "HOTLINE_API_PORT")
     # where AGI/AMI workers reach the API; empty: http://api_host:api_port

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,6 +29,7 @@ from call_flows.listener import AmiListener
 from call_flows.live_state import LiveCalls
 from call_flows.mapping import MappingConfig
 from call_flows.taps import TapController
+from hotline.redis_client import connect
 from hotline.secrets import Secrets, ensure_secrets
 from hotline.settings import Settings
 from hotline.sink import EventSink, transcript_sink
@@ -48,6 +50,7 @@ class Stack:
     instance_name: str = "default"
     build_if_missing: bool = True
     agi_in_process: bool = False  # True: FastAGI on this loop (tests of the loop itself)
+    child_log: Path | None = None  # where FastAGI's and the transcriber's log go (default: our stderr)
     secrets: Secrets | None = None
     redis_server: RedisServer | None = None
     asterisk: AsteriskInstance | None = None
@@ -114,7 +117,7 @@ class Stack:
                                  self.site)
         self.conference_flows = ConferenceFlows(self.flows)
         app = create_app(self.settings, self.secrets, flows=self.flows,
-                         conference_flows=self.conference_flows, site=self.site)
+                         conference_flows=self.conference_flows, site=self.site, redis=self.redis)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.api_host, self.settings.api_port).start()
@@ -127,12 +130,14 @@ class Stack:
             self.agi = await start_agi_server(self.settings, redis=self.redis, sink=self.sink,
                                               host=self.site.agi_host, port=self.settings.agi_port)
             return
-        self.agi_proc = await _spawn("agi", self.settings.with_(agi_host=self.site.agi_host), "FastAGI", 20)
+        self.agi_proc = await _spawn("agi", self.settings.with_(agi_host=self.site.agi_host), "FastAGI", 20,
+                                     log_to=self.child_log)
 
     async def start_transcriber(self) -> None:
         """The transcriber (``python -m transcription``): Vosk and the AudioSocket server, in its
         own process so decoding never competes with the call-handling loop for the GIL."""
-        self.transcriber_proc = await _spawn("transcription", self.settings, "the transcriber", 120)
+        self.transcriber_proc = await _spawn("transcription", self.settings, "the transcriber", 120,
+                                             log_to=self.child_log)
 
     async def stop_transcriber(self) -> None:
         proc, self.transcriber_proc = self.transcriber_proc, None
@@ -192,8 +197,8 @@ class Stack:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.secrets = ensure_secrets(self.settings.secrets_file, self.site.all_seats)
         await asyncio.to_thread(self.start_redis_server)
-        self.redis = Redis.from_url(self.settings.redis_url, socket_timeout=0.5,
-                                    socket_connect_timeout=0.5)
+        # the process's one Redis client: the API, the flows, the AMI listener and the taps share it
+        self.redis = connect(self.settings.redis_url, max_connections=self.settings.redis_max_connections)
         await self.start_api()
         self.sink = EventSink.from_settings(self.settings, self.secrets.token_for("service"))
         await self.sink.start()
@@ -261,13 +266,16 @@ class Stack:
             await asyncio.to_thread(self.redis_server.stop)
 
 
-async def _spawn(module: str, settings: Settings, what: str, timeout: float) -> asyncio.subprocess.Process:
+async def _spawn(module: str, settings: Settings, what: str, timeout: float, *,
+                 log_to: Path | None = None) -> asyncio.subprocess.Process:
     """``python -m <module>`` with exactly these settings in its environment; returns once it prints
-    ``READY`` (its log goes to our stderr)."""
+    ``READY`` (its log goes to our stderr, or is appended to ``log_to``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "DATABASE_URL", "REDIS_URL"))}
     env.update(settings.to_env())
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", module, env=env,
-                                                stdout=asyncio.subprocess.PIPE)
+    with contextlib.ExitStack() as files:
+        err = files.enter_context(log_to.open("ab")) if log_to is not None else None
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", module, env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=err)
     assert proc.stdout is not None
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), timeout)

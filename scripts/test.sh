@@ -27,3 +27,5 @@ echo "-- bench_routing"
 .venv/bin/python -m bench.bench_routing --quick
 echo "-- bench_transfer (one-touch, three-way, and Asterisk's own ## as the baseline)"
 .venv/bin/python -m bench.bench_transfer --quick
+echo "-- bench_capacity (concurrent calls through intake, queue and seats; fails on lost work logged)"
+.venv/bin/python -m bench.bench_capacity --quick

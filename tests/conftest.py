@@ -151,8 +151,10 @@ async def app_client(tmp_path: Any, api_secrets: Secrets) -> AsyncIterator[Clien
 
     clients: list[TestClient] = []
 
-    async def make(database_url: str, redis_url: str = "", **create_kw: Any) -> TestClient:
-        settings = Settings(state_dir=tmp_path, database_url=database_url, redis_url=redis_url)
+    async def make(database_url: str, redis_url: str = "", *, settings_kw: dict[str, Any] | None = None,
+                   **create_kw: Any) -> TestClient:
+        settings = Settings(state_dir=tmp_path, database_url=database_url, redis_url=redis_url,
+                            **(settings_kw or {}))
         client = TestClient(TestServer(create_app(settings, api_secrets, **create_kw)))
         await client.start_server()
         clients.append(client)

@@ -13,8 +13,7 @@ import os
 import signal
 import sys
 
-from redis.asyncio import Redis
-
+from hotline.redis_client import connect
 from hotline.secrets import load_secrets
 from hotline.settings import Settings
 from hotline.sink import transcript_sink
@@ -37,7 +36,7 @@ async def main(settings: Settings) -> int:
     if site.phrases and (missing := model.unknown_words(site.phrases)):
         log.warning("the model cannot recognise %d of the site's phrases: %s", len(missing),
                     ", ".join(missing[:20]))
-    redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0) \
+    redis = connect(settings.redis_url, max_connections=settings.redis_max_connections) \
         if settings.redis_url else None
     secrets = load_secrets(settings.secrets_file)
     sink = transcript_sink(settings, secrets.token_for("service"))

@@ -144,6 +144,9 @@ class Transcriber:
             if len(self.streams) >= self.max_streams:
                 self.stats.refused += 1
                 log.warning("stream %s refused: %d streams already", tap_id, len(self.streams))
+                with contextlib.suppress(Exception):  # tells the tap controller to wait, not retry
+                    await asyncio.wait_for(self.redis.hset(redis_keys.media_tap(tap_id), "state",
+                                                           redis_keys.TAP_STATE_REFUSED_FULL), 1.0)
                 return
             await self._serve(meta, reader, writer)
         except (ProtocolError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:

@@ -48,3 +48,28 @@ def test_a_quick_run_writes_no_result(tmp_path) -> None:  # noqa: ANN001
     assert write_result("x", {"a": 1}, quick=True) is None
     out = write_result("x", {"a": "巴彦淖尔"}, quick=True, out=tmp_path / "x.json")
     assert out is not None and "巴彦淖尔" in out.read_text(encoding="utf-8")
+
+
+def test_trouble_collects_lost_work_from_this_process_and_the_children(tmp_path) -> None:
+    import logging
+
+    from bench.common import Trouble
+
+    child_log = tmp_path / "children.log"
+    child_log.write_text("2026-12-02 10:00:00 INFO agi: READY\n"
+                         "2026-12-02 10:00:01 WARNING agi: intake: Redis unavailable (ConnectionError: "
+                         "Too many connections); skipping it for 1.0s\n", encoding="utf-8")
+    trouble = Trouble(child_log)
+    log = logging.getLogger("call_flows.live_state")
+    with trouble.watching():
+        log.warning("live state not updated for %s: %s", "a.1", "Too many connections")
+        log.warning("AMI connection lost")  # a warning, but not lost work
+        logging.getLogger("hotline.pubsub").info("redis publish failed")  # info: not counted
+        logging.getLogger("app").error("anything at all")
+    lines = trouble.take()
+    assert len(lines) == 3, lines
+    assert any("Too many connections" in line and "agi:" in line for line in lines)
+    assert trouble.take() == []  # taken; the children's log is read from where it stopped
+    with child_log.open("a", encoding="utf-8") as f:
+        f.write("2026-12-02 10:00:02 WARNING transcription: tap t1 for caller of a.1 lost\n")
+    assert len(trouble.take()) == 1

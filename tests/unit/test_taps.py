@@ -343,6 +343,50 @@ async def test_a_burst_of_answers_is_held_to_the_limit_before_the_heartbeat_catc
     assert [(p.speaker.value, p.gap[1].value) for p in waiting if p.gap] == [("operator_12345", "overload")]
 
 
+async def test_concurrent_starts_never_overshoot_the_limit(t: Taps) -> None:
+    """Answers handled at the same time (each awaits Redis and AMI) still take one slot each."""
+    await t.heartbeat(streams=0, max_streams=2)
+    await asyncio.gather(*(t.answered(seat="1201", call=f"1760000000.{700 + i}", caller_channel="",
+                                      channel=f"PJSIP/1201-0000010{i}") for i in range(5)))
+    assert len(t.taps()) == 2
+    assert sum(1 for p in t.controller.parties.values() if p.gap is not None) == 3
+
+
+async def test_taps_of_an_ended_call_hold_their_streams_until_their_channels_are_gone(t: Taps) -> None:
+    await t.heartbeat(streams=0, max_streams=2)
+    await t.answered(seat="1201")  # caller + seat: the two streams
+    caller_tap, seat_tap = t.taps()
+    await t.streaming(caller_tap)
+    await t.streaming(seat_tap)
+    await t.at(1)
+    await t.answered(2, seat="1101", call="1760000000.888", caller_channel="", channel="PJSIP/1101-00000020")
+    assert len(t.taps()) == 2, "full: the third party waits"
+    await t.event(CallEventType.HANGUP, 6)  # the first call ends; its taps are hung up ...
+    await t.at(7)
+    assert len(t.taps()) == 2, "... but the transcriber still hears them until their channels go"
+    t.tap_hung_up(caller_tap, 7.2)
+    t.tap_hung_up(seat_tap, 7.2)
+    await t.at(8)  # the overload retry comes round
+    assert len(t.taps()) == 3, "a stream is free now"
+    # and a tap whose Hangup never arrives stops counting after RELEASE_S
+    assert not t.controller._releasing
+
+
+async def test_a_stream_the_transcriber_refuses_for_room_waits_as_overload_not_lost(t: Taps) -> None:
+    await t.heartbeat(streams=1, max_streams=2)  # its heartbeat is a second old: it is full by now
+    await t.answered(seat="1201", caller_channel="")
+    (tap,) = t.taps()
+    await t.redis.hset(media_tap(tap), "state", "refused_full")  # what the transcriber writes
+    t.tap_hung_up(tap, 0.3)
+    await t.at(1.5)
+    assert t.controller.stats.lost == 0 and t.controller.stats.refused_full == 1
+    party = next(iter(t.controller.parties.values()))
+    assert party.gap is not None and party.gap[1].value == "overload" and party.state == "down"
+    await t.heartbeat(streams=0, max_streams=2)
+    await t.at(3)
+    assert len(t.taps()) == 2, "tapped again once there is room"
+
+
 @pytest.mark.parametrize("failure", ["refused", "not-connected"])
 async def test_a_tap_asterisk_will_not_start_is_a_gap_and_retried(redis: Redis, failure: str) -> None:
     t = controller(redis, connected=failure != "not-connected")
