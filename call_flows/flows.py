@@ -8,6 +8,7 @@ not connected to a seat, or is already being transferred changes nothing and get
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -143,21 +144,40 @@ class FlowService:
         if target is here:
             raise SamePlatform(f"the call is already at {here.value}")
         client = self._client()
+        await self._claim(linkedid, f"{mode}:{seat}:{target.value}")
         if mode == "attended":
-            return await self._attended(client, linkedid, state, target)
+            try:
+                return await self._attended(client, linkedid, state, target)
+            except BaseException:
+                await self._live.release(linkedid)
+                raise
         await self._live.mark(linkedid, state="transferring", transfer="pending")
         try:
             resp = await client.action({"Action": "Redirect", "Channel": caller_channel,
                                         "Context": CTX_TRANSFER, "Exten": f"{target.value}-{seat}",
                                         "Priority": "1"})
         except Exception as exc:  # noqa: BLE001
-            await self._live.mark(linkedid, state="talking", transfer="")
+            await self._unclaim(linkedid)
             raise FlowsUnavailable(f"AMI Redirect failed: {exc}") from None
         if resp.get("Response") != "Success":
-            await self._live.mark(linkedid, state="talking", transfer="")
+            await self._unclaim(linkedid)
             raise FlowError(f"Asterisk refused the transfer: {resp.get('Message', '?')}")
         log.info("transfer of %s from seat %s to %s requested", linkedid, seat, target.value)
         return {"linkedid": linkedid, "from_seat": seat, "target": target.value, "mode": "blind"}
+
+    async def _claim(self, linkedid: str, owner: str) -> None:
+        """The one request that may act on this call's transfer now (two at once: one 409)."""
+        try:
+            claimed = await self._live.claim(linkedid, owner)
+        except Exception as exc:  # noqa: BLE001
+            raise FlowsUnavailable(f"live call state unavailable: {exc}") from None
+        if not claimed:
+            raise TransferInProgress("a transfer of this call is already under way")
+
+    async def _unclaim(self, linkedid: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._live.mark(linkedid, state="talking", transfer="")
+        await self._live.release(linkedid)
 
     async def _attended(self, client: AmiClient, linkedid: str, state: dict[str, str],
                         target: Service) -> dict[str, Any]:
@@ -181,6 +201,7 @@ class FlowService:
         if resp.get("Response") != "Success":
             raise FlowError(f"could not complete: {resp.get('Message', '?')}")
         await self._live.mark(linkedid, attended="")
+        await self._live.release(linkedid)
         return {"linkedid": linkedid, "completed": True}
 
 
@@ -194,6 +215,7 @@ class FlowService:
         if resp.get("Response") != "Success":
             raise FlowError(f"could not cancel: {resp.get('Message', '?')}")
         await self._live.mark(linkedid, attended="")
+        await self._live.release(linkedid)
         return {"linkedid": linkedid, "cancelled": True}
 
 
@@ -238,7 +260,7 @@ class ConferenceFlows:
     async def three_way(self, linkedid: str, with_: Service | None = None) -> dict[str, Any]:
         """Caller, this seat and the other platform (linkage seats first) in one bridge."""
         state = await self._f._state(linkedid)
-        if state.get("transfer"):
+        if state.get("transfer") or state.get("attended"):
             raise TransferInProgress("a transfer of this call is under way")
         here = self._f._site.service_of_seat(state.get("seat", ""))
         if here is None:
@@ -248,10 +270,15 @@ class ConferenceFlows:
         if target is here:
             raise SamePlatform(f"the call is already at {here.value}")
         client = self._f._client()
-        await self._bridge_caller_and_seat(client, linkedid, state)
-        await self._invite(client, linkedid, target.value,
-                           [f"HOTLINE_INVITE_QUEUE={QUEUE_BY_SERVICE[target]}",
-                            f"HOTLINE_INVITE_LINKAGE={LINKAGE_QUEUE[target]}"], state.get("caller", ""))
+        # Held while the bridge is set up: a transfer or a second three-way at the same moment is 409.
+        await self._f._claim(linkedid, f"three_way:{state.get('seat', '')}:{target.value}")
+        try:
+            await self._bridge_caller_and_seat(client, linkedid, state)
+            await self._invite(client, linkedid, target.value,
+                               [f"HOTLINE_INVITE_QUEUE={QUEUE_BY_SERVICE[target]}",
+                                f"HOTLINE_INVITE_LINKAGE={LINKAGE_QUEUE[target]}"], state.get("caller", ""))
+        finally:
+            await self._f._live.release(linkedid)
         log.info("three-way for %s: seat %s invites %s", linkedid, state.get("seat"), target.value)
         return {"linkedid": linkedid, "bridge": linkedid, "invited": target.value}
 

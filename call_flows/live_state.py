@@ -22,6 +22,7 @@ _STATE = {
     CallEventType.HANGUP: "ended",
 }
 ENDED_TTL_S = 3600
+CLAIM_TTL_S = 120  # a claim outlives no transfer by more than this, whatever happens to its owner
 
 
 class LiveCalls:
@@ -60,6 +61,8 @@ class LiveCalls:
         try:
             pipe = self._redis.pipeline(transaction=False)
             pipe.hset(key, mapping=fields)
+            if ev.type is CallEventType.HANGUP or (ev.type is CallEventType.ANSWERED and own_leg):
+                pipe.delete(redis_keys.transfer_claim(ev.linkedid))  # the transfer, if any, is over
             if ev.type is CallEventType.HANGUP:
                 pipe.srem(redis_keys.LIVE_CALLS, ev.linkedid)
                 pipe.expire(key, ENDED_TTL_S)
@@ -78,6 +81,17 @@ class LiveCalls:
 
     async def mark(self, linkedid: str, **fields: str) -> None:
         await self._redis.hset(redis_keys.live_call(linkedid), mapping=fields)
+
+    async def claim(self, linkedid: str, owner: str, ttl_s: int = CLAIM_TTL_S) -> bool:
+        """Take the call's transfer claim; False when someone holds it. One atomic SET NX."""
+        return bool(await self._redis.set(redis_keys.transfer_claim(linkedid), owner, nx=True, ex=ttl_s))
+
+    async def release(self, linkedid: str) -> None:
+        """Give the claim back (best effort: it expires anyway)."""
+        try:
+            await self._redis.delete(redis_keys.transfer_claim(linkedid))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("transfer claim of %s not released (it expires): %s", linkedid, exc)
 
     async def live_linkedids(self) -> set[str]:
         if self._redis is None:

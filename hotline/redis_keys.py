@@ -20,6 +20,14 @@ def live_call(linkedid: str) -> str:
 # Set of linkedids currently live.
 LIVE_CALLS = f"{PREFIX}:live"
 
+
+# String per call while a transfer (blind or attended) or a three-way of it is being set up: who
+# claimed it. SET NX with an expiry, so two requests at once cannot both act; deleted when the
+# transfer is over (a seat answers the caller again, the call ends, the consultation is completed or
+# cancelled, Asterisk refused the action).
+def transfer_claim(linkedid: str) -> str:
+    return f"{PREFIX}:live:{linkedid}:claim"
+
 # Pub/sub channel carrying every call event as JSON.
 EVENTS_CHANNEL = f"{PREFIX}:events"
 
