@@ -1,8 +1,10 @@
 """Routing throughput and latency on one core, beside jieba segmentation alone on the same texts.
 
-Texts: every case of the evaluation sets (``tests/routing_cases/*.jsonl``), routed at both platforms.
-Baseline, measured in the same run: the router's own jieba tokenizer (same user dictionary) cutting
-the same texts, i.e. the floor any jieba-based router pays. The process is pinned to one core.
+Texts: every case of the evaluation sets (``tests/routing_cases/*.jsonl`` and the corpus), routed at
+both platforms. Baselines, measured in the same run: the rules alone (the engine without the danger
+model), and the router's own jieba tokenizer (same user dictionary) cutting the same texts, i.e. the
+floor any jieba-based router pays. Also: the danger model alone (features + score), and the danger
+model's load time and memory. The process is pinned to one core.
 
     .venv/bin/python -m bench.bench_routing            # ~20 s
     .venv/bin/python -m bench.bench_routing --quick    # smoke run
@@ -25,7 +27,9 @@ from typing import Any
 
 from bench.common import require_measured, write_result
 from routing import Router
+from routing.corpus import load_corpus
 from routing.evaluate import CASES_DIR, load_cases
+from routing.model import MODEL_FILE, DangerModel
 
 RESULTS = Path(__file__).parent / "results" / "routing.json"
 
@@ -77,15 +81,33 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     router = Router()
     load_s = time.perf_counter() - t0
+    rules_only = Router(model=False)
+    model_load: dict[str, Any] = {"present": MODEL_FILE.exists()}
+    if MODEL_FILE.exists():
+        import tracemalloc
+
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        model = DangerModel.load(MODEL_FILE)
+        model_load["load_s"] = round(time.perf_counter() - t0, 4)
+        model_load["memory_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 2)
+        tracemalloc.stop()
+        model_load["weights"] = len(model.weights)
+        model_load["file_kb"] = MODEL_FILE.stat().st_size // 1024
     texts = [c["text"] for f in sorted(CASES_DIR.glob("*.jsonl")) for c in load_cases(f)]
+    texts += [c["text"] for c in load_corpus()]
     jobs = [(t, at) for t in texts for at in ("12345", "110")]
     tokenizer = router._state.tokenizer  # the same tokenizer and user dictionary the router uses
 
     rows = {
-        "route (full engine)": _measure(router.route, jobs, rounds),
+        "route (full engine: rules + danger model)": _measure(router.route, jobs, rounds),
         "route + to_json": _measure(lambda t, a: router.route(t, a).to_json(), jobs, rounds),
-        "jieba segmentation alone": _measure(lambda t, a: tokenizer.lcut(t), jobs, rounds),
+        "route, rules alone (baseline)": _measure(rules_only.route, jobs, rounds),
+        "jieba segmentation alone (baseline)": _measure(lambda t, a: tokenizer.lcut(t), jobs, rounds),
     }
+    if router.danger_model is not None:
+        judge = router.danger_model.judge
+        rows["danger model alone (features + score)"] = _measure(lambda t, a: judge(t), jobs, rounds)
     avg_chars = statistics.mean(len(t) for t in texts)
     result = {
         "benchmark": "routing",
@@ -97,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "avg_chars": round(avg_chars, 1),
         "rounds": rounds,
         "router_load_s": round(load_s, 3),
+        "danger_model": model_load,
         "results": rows,
         "aim": {"per_second": 2000, "p99_ms": 5.0},
     }
@@ -107,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in rows.items():
         print(f"| {name} | {r['per_second']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
               f"| {r['max_ms']:.2f} |")
-    full = rows["route (full engine)"]
-    seg = rows["jieba segmentation alone"]
+    if model_load.get("present"):
+        print(f"\ndanger model: {model_load['weights']} weights, {model_load['file_kb']} KB file, loads in "
+              f"{model_load['load_s'] * 1000:.0f} ms, {model_load['memory_mb']} MB in memory")
+    full = rows["route (full engine: rules + danger model)"]
+    seg = rows["jieba segmentation alone (baseline)"]
     print(f"\nrouting costs {full['p50_ms'] / seg['p50_ms']:.1f}x jieba alone at p50; aim 2,000/s and "
           f"p99 < 5 ms: {'met' if full['per_second'] >= 2000 and full['p99_ms'] < 5 else 'NOT met'}")
     require_measured(rows)

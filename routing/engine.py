@@ -19,7 +19,8 @@ from typing import Any
 
 from hotline.contracts import Service
 
-from .errors import RoutingInputError
+from .errors import RoutingDataError, RoutingInputError
+from .model import MODEL_FILE, DangerModel, DangerVerdict
 from .result import Matter, RouteResult
 from .rules import DANGER, Category, Phrase, RuleSet, load_rules
 from .text import Segmented, apply_homophones, has_chinese, make_tokenizer, negated_by, normalise, segment
@@ -38,6 +39,7 @@ _OWNER = {"A": "12345", "B": "110", "C": "110"}  # D is shared by design, X belo
 class _State:
     rules: RuleSet
     tokenizer: Any
+    danger: DangerModel | None  # the learned danger detector (routing/model.py), when the data has one
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,26 @@ class _Scored:
 class Router:
     """Load the rules once, route many texts. ``reload()`` swaps in new rules atomically."""
 
-    def __init__(self, data_dir: Path | str | None = None) -> None:
+    def __init__(self, data_dir: Path | str | None = None, *, model: bool = True) -> None:
+        """``model=False``: the rules alone (the baseline the danger model is measured against)."""
         self._data_dir = data_dir
+        self._use_model = model
         self._state = self._build()
 
     def _build(self) -> _State:
         rules = load_rules(self._data_dir)
-        return _State(rules, make_tokenizer(rules))
+        danger = None
+        path = (Path(self._data_dir) / MODEL_FILE.name) if self._data_dir is not None else MODEL_FILE
+        if self._use_model and path.exists():
+            try:
+                danger = DangerModel.load(path)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RoutingDataError(path.name, "<file>", f"not a danger model: {exc}") from None
+        return _State(rules, make_tokenizer(rules), danger)
+
+    @property
+    def danger_model(self) -> DangerModel | None:
+        return self._state.danger
 
     def reload(self) -> str:
         """Re-read the data files. On error the old rules stay in service and the error is raised."""
@@ -95,6 +110,16 @@ class Router:
         clean, variant_reasons = apply_homophones(clean, rules)
         whole = self._score(clean, state)
         matters = self._matters(clean, whole, at, state)
+        if state.danger is not None:
+            verdict = state.danger.judge(clean)
+            if verdict.danger and not any(m.life_threat for m in matters):
+                # The rules heard no danger; the model does: the most urgent matter goes the 110 way
+                # (when unsure whether a life is at risk, 110 acts first).
+                lead = matters[0]
+                scored = whole if len(matters) == 1 else self._score(lead.text, state)
+                matters = sorted([_decide(scored, at, rules, verdict), *matters[1:]], key=_urgency)
+            elif verdict.danger or any(m.life_threat for m in matters):
+                variant_reasons = [*variant_reasons, verdict.reason()]
         main = matters[0]
         return RouteResult(
             at=at,
@@ -141,20 +166,20 @@ class Router:
 
 
 # ---------------------------------------------------------------------- decisions
-def _decide(scored: _Scored, at: str, rules: RuleSet) -> Matter:
+def _decide(scored: _Scored, at: str, rules: RuleSet, model_danger: DangerVerdict | None = None) -> Matter:
     cats = rules.categories
     generic_danger = [h for h in scored.hits if h.phrase.code == DANGER]
-    if not scored.scores and not generic_danger:
+    if not scored.scores and not generic_danger and model_danger is None:
         return Matter(
             text=scored.text, action="accept", category=None, score=0.0, life_threat=False, linkage=[],
             reasons=scored.negated + ["no rule matched: the platform that took the call keeps it (首接负责)"],
         )
     ranked = sorted(scored.scores.items(), key=lambda kv: (-kv[1], cats[kv[0]].order))
     life_codes = {h.phrase.code for h in scored.hits if h.phrase.life and h.phrase.code != DANGER}
-    danger = bool(life_codes or generic_danger)
+    danger = bool(life_codes or generic_danger or model_danger)
     if life_codes:
         code = min(life_codes, key=lambda c: (-scored.scores[c], cats[c].order))
-    elif generic_danger:
+    elif generic_danger or model_danger:
         # danger without a category of its own: the best 110-side category leads, else rescue (B5)
         police = [c for c, _ in ranked if cats[c].part in "BCD"]
         code = police[0] if police else (ranked[0][0] if ranked and cats[ranked[0][0]].part != "X" else "B5")
@@ -163,6 +188,8 @@ def _decide(scored: _Scored, at: str, rules: RuleSet) -> Matter:
     cat = cats[code]
     score = scored.scores.get(code, 0.0)
     reasons = [_hit_reason(h, cats) for h in scored.hits] + scored.negated
+    if model_danger is not None:
+        reasons.append(model_danger.reason())
     action = cat.actions[at]
     if danger:
         if at == "12345":

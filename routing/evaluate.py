@@ -70,6 +70,10 @@ class Report:
     matters_ok: int = 0
     confusion: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
     misses: list[str] = field(default_factory=list)
+    linkage_total: int = 0  # expected hotlines (119/120/122/utilities), counted one by one
+    linkage_ok: int = 0
+    # per annex item (cases that name theirs): cases, action ok @12345, @110, dangers, dangers caught
+    by_item: dict[str, Counter[str]] = field(default_factory=dict)
 
     def figures(self) -> dict[str, float]:
         n = self.cases or 1
@@ -80,6 +84,7 @@ class Report:
             "life_threat_recall": self.life_ok / self.life_total if self.life_total else 1.0,
             "false_escalation_rate": self.plain_escalated / self.plain_total if self.plain_total else 0.0,
             "matters_recall": self.matters_ok / self.matters_total if self.matters_total else 1.0,
+            "linkage_recall": self.linkage_ok / self.linkage_total if self.linkage_total else 1.0,
         }
 
     def failures(self) -> list[str]:
@@ -97,6 +102,7 @@ class Report:
             "multi_matter_cases": self.matters_total,
             **{k: round(v, 4) for k, v in self.figures().items()},
             "three_way": dict(self.three_way),
+            "by_annex_item": {k: dict(v) for k, v in sorted(self.by_item.items())},
         }
 
 
@@ -108,6 +114,9 @@ def evaluate(router: Router, cases: list[dict[str, Any]], name: str) -> Report:
         text, cid = case["text"], case.get("id", "?")
         dangerous = bool(case.get("life_threat"))
         plain = not (set(case["expect"]["12345"]) & TO_110)
+        item = rep.by_item.setdefault(str(case["annex_item"]), Counter()) if case.get("annex_item") else None
+        if item is not None:
+            item["cases"] += 1
         for at in PLATFORMS:
             res = router.route(text, at)
             ok_actions = case["expect"][at]
@@ -116,16 +125,28 @@ def evaluate(router: Router, cases: list[dict[str, Any]], name: str) -> Report:
                 rep.three_way[at] += 1
             if res.action in ok_actions:
                 rep.action_ok[at] += 1
+                if item is not None:
+                    item[f"action_{at}"] += 1
             else:
                 rep.misses.append(f"{cid} @{at}: {res.action} not in {ok_actions}: {text}")
             if dangerous:
                 rep.life_total += 1
                 safe = res.action in TO_110 if at == "12345" else res.action in SAFE_AT_110
+                if item is not None:
+                    item["dangers"] += 1
                 if res.life_threat and safe:
                     rep.life_ok += 1
+                    if item is not None:
+                        item["dangers_caught"] += 1
                 else:
                     rep.misses.append(f"{cid} @{at}: DANGER MISSED ({res.action}): {text}")
             if at == "12345":
+                for hotline in case.get("linkage") or ():
+                    rep.linkage_total += 1
+                    if hotline in res.linkage:
+                        rep.linkage_ok += 1
+                    else:
+                        rep.misses.append(f"{cid}: linkage {hotline} not named: {text}")
                 code = res.category["code"] if res.category else None
                 if code in case["category"]:
                     rep.category_ok += 1
@@ -146,6 +167,20 @@ def evaluate(router: Router, cases: list[dict[str, Any]], name: str) -> Report:
     return rep
 
 
+_PARTS = "一二三四"
+_NUMS = "一二三四五六七八九十"
+
+
+def _item_order(name: str) -> tuple[int, int, str]:
+    """一(二) < 一(十) < 一(十六) < 二(一) < ... < 不纳入."""
+    part = _PARTS.find(name[:1])
+    inner = name[2:-1] if name[1:2] == "(" else ""
+    num = 0
+    for ch in inner:
+        num = (num or 1) * 10 if ch == "十" else num + _NUMS.find(ch) + 1
+    return (part if part >= 0 else 9, num, name)
+
+
 def format_report(rep: Report) -> str:
     f = rep.figures()
     lines = [
@@ -161,8 +196,20 @@ def format_report(rep: Report) -> str:
         f"| false escalation (plain 12345 matters pushed to 110) | {f['false_escalation_rate']:.1%} "
         f"({rep.plain_escalated}/{rep.plain_total}) |",
         f"| multi-matter recall | {f['matters_recall']:.1%} ({rep.matters_ok}/{rep.matters_total}) |",
+        f"| linkage recall (each expected hotline named) | {f['linkage_recall']:.1%} "
+        f"({rep.linkage_ok}/{rep.linkage_total}) |",
         "",
     ]
+    if rep.by_item:
+        lines += ["Per annex item (action right at 12345 / at 110; dangers caught over both platforms)", "",
+                  "| annex item | cases | action @12345 | action @110 | dangers caught |",
+                  "|---|---:|---:|---:|---:|"]
+        for name in sorted(rep.by_item, key=_item_order):
+            c = rep.by_item[name]
+            danger = f"{c['dangers_caught']}/{c['dangers']}" if c["dangers"] else ""
+            lines.append(f"| {name} | {c['cases']} | {c['action_12345'] / c['cases']:.0%} | "
+                         f"{c['action_110'] / c['cases']:.0%} | {danger} |")
+        lines.append("")
     for at in PLATFORMS:
         conf = rep.confusion.get(at, Counter())
         gold = sorted({g for g, _ in conf})

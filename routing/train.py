@@ -1,0 +1,179 @@
+"""Train the danger model (``python -m routing.train``) into ``routing/data/danger_model.json``.
+
+Training data: the corpus's dev split (``routing.corpus``) and the engine's own case files
+(``tests/routing_cases/{cases,heldout,heldout2}.jsonl``). The corpus's frozen test split is never
+read here. Each text is prepared as the engine prepares it (normalised, known ASR variants read as
+meant) and turned into features by :func:`routing.model.features`.
+
+The model is an L2 logistic regression (liblinear, fixed seed, balanced class weights); features
+seen in fewer than two texts are dropped. Its threshold is chosen for recall, by five-fold
+cross-validation on the training data only: the lowest probability at which the *engine* (rules OR
+model) catches every danger it can in the held-out folds, raised only as far as keeps the false
+escalation of plain 12345 matters within ``MAX_FALSE_ESCALATION``. The notice says 110 acts first:
+when unsure, escalate. ``--check`` re-trains and compares with the committed file (the test suite
+does this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .corpus import load_corpus, split
+from .engine import TO_110, Router
+from .evaluate import CASES_DIR, DEV_FILE, HELDOUT2_FILE, HELDOUT_FILE, load_cases
+from .model import FORMAT, MODEL_FILE, features
+from .text import apply_homophones, normalise
+
+SEED = 20261202
+C_GRID = (0.5, 1.0, 2.0, 4.0, 8.0)
+FOLDS = 5
+MIN_DOCS = 2
+MAX_FALSE_ESCALATION = 0.04  # the CI ceiling is 0.05: leave room for unseen wording
+WEIGHT_DECIMALS = 5
+
+
+def training_cases() -> list[dict[str, Any]]:
+    dev, _test = split(load_corpus())
+    cases = list(dev)
+    for name in (DEV_FILE, HELDOUT_FILE, HELDOUT2_FILE):
+        cases += load_cases(CASES_DIR / name)
+    return cases
+
+
+def _prepare(router: Router, text: str) -> str:
+    clean, _ = apply_homophones(normalise(text), router.rules)
+    return clean
+
+
+def _plain(case: dict[str, Any]) -> bool:
+    return not (set(case["expect"]["12345"]) & TO_110)
+
+
+def _choose_threshold(probs: list[float], labels: list[int], rules: list[bool], plain: list[bool]) -> float:
+    """The highest threshold with the best recall of (rules OR p >= t) whose false escalation of
+    plain matters stays within the ceiling."""
+    candidates = sorted({round(p, 4) for p in probs} | {0.5})
+    best: tuple[float, float] | None = None  # (recall, threshold)
+    n_danger = sum(labels) or 1
+    n_plain = sum(plain) or 1
+    for t in candidates:
+        caught = sum(1 for p, y, r in zip(probs, labels, rules, strict=True) if y and (r or p >= t))
+        escalated = sum(1 for p, r, pl in zip(probs, rules, plain, strict=True) if pl and (r or p >= t))
+        if escalated / n_plain > MAX_FALSE_ESCALATION:
+            continue
+        recall = caught / n_danger
+        if best is None or recall > best[0] or (recall == best[0] and t > best[1]):
+            best = (recall, t)
+    return best[1] if best else 0.5
+
+
+def train() -> dict[str, Any]:
+    import numpy as np
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    router = Router(model=False)  # the rules alone: the model learns what they miss
+    cases = training_cases()
+    texts = [_prepare(router, c["text"]) for c in cases]
+    labels = np.array([1 if c.get("life_threat") else 0 for c in cases])
+    rules_danger = [router.route(c["text"], "12345").life_threat for c in cases]
+    plain = [_plain(c) for c in cases]
+    feats = [features(t) for t in texts]
+    doc_freq: dict[str, int] = {}
+    for f in feats:
+        for k in f:
+            doc_freq[k] = doc_freq.get(k, 0) + 1
+    kept = [{k: v for k, v in f.items() if doc_freq[k] >= MIN_DOCS} for f in feats]
+    vec = DictVectorizer(sort=True)
+    x = vec.fit_transform(kept)
+
+    def fit(c: float, rows: Any) -> Any:
+        model = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", random_state=SEED,
+                                   max_iter=1000)
+        return model.fit(x[rows], labels[rows])
+
+    folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(x, labels))
+    # The threshold is judged on the corpus's cases: wording the rules were not written from (the
+    # engine's own case files are what the rules were tuned on, so the rules catch those anyway).
+    judged = [i for i, c in enumerate(cases) if "batch" in c]
+    scored: list[tuple[float, float, float, float]] = []  # (recall, -escalation, c, threshold)
+    oof_by_c: dict[float, list[float]] = {}
+    for c in C_GRID:
+        oof = np.zeros(len(cases))
+        for train_rows, test_rows in folds:
+            oof[test_rows] = fit(c, train_rows).predict_proba(x[test_rows])[:, 1]
+        probs = [float(oof[i]) for i in judged]
+        ys = [int(labels[i]) for i in judged]
+        rs = [rules_danger[i] for i in judged]
+        pls = [plain[i] for i in judged]
+        t = _choose_threshold(probs, ys, rs, pls)
+        caught = sum(1 for p, y, r in zip(probs, ys, rs, strict=True) if y and (r or p >= t))
+        esc = sum(1 for p, r, pl in zip(probs, rs, pls, strict=True) if pl and (r or p >= t))
+        scored.append((caught / max(1, sum(ys)), -esc / max(1, sum(pls)), c, t))
+        oof_by_c[c] = probs
+    recall, neg_esc, best_c, threshold = max(scored)
+    final = fit(best_c, np.arange(len(cases)))
+    names = vec.get_feature_names_out()
+    weights = {str(n): round(float(w), WEIGHT_DECIMALS) for n, w in zip(names, final.coef_[0], strict=True)
+               if abs(w) >= 10 ** -WEIGHT_DECIMALS}
+    judged_dangers = [i for i in judged if labels[i]]
+    rules_recall = sum(1 for i in judged_dangers if rules_danger[i]) / max(1, len(judged_dangers))
+    import sklearn
+
+    return {
+        "format": FORMAT,
+        "about": "P(danger) = sigmoid(bias + sum(weights[f] * x_f)), features from routing.model.features",
+        "trained_on": {"cases": len(cases), "dangers": int(labels.sum()), "plain_12345": sum(plain),
+                       "texts_digest": hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]},
+        "cross_validation": {"folds": FOLDS, "C": best_c, "judged_on_corpus_cases": len(judged),
+                             "rules_alone_recall": round(rules_recall, 4),
+                             "rules_or_model_recall": round(recall, 4),
+                             "false_escalation": round(-neg_esc, 4),
+                             "grid": [{"C": c, "recall": round(r, 4), "false_escalation": round(-e, 4),
+                                       "threshold": round(t, 4)} for r, e, c, t in scored]},
+        "seed": SEED,
+        "scikit_learn": sklearn.__version__,
+        "threshold": round(float(threshold), 4),
+        "bias": round(float(final.intercept_[0]), WEIGHT_DECIMALS),
+        "weights": dict(sorted(weights.items())),
+    }
+
+
+def dump(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, ensure_ascii=False, indent=0, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m routing.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="re-train and compare with the committed model")
+    p.add_argument("--out", type=Path, default=MODEL_FILE)
+    args = p.parse_args(argv)
+    doc = train()
+    text = dump(doc)
+    cv = doc["cross_validation"]
+    print(f"trained on {doc['trained_on']['cases']} cases ({doc['trained_on']['dangers']} dangers): "
+          f"C={cv['C']}, threshold {doc['threshold']}, {len(doc['weights'])} weights; cross-validated "
+          f"recall rules alone {cv['rules_alone_recall']:.1%}, "
+          f"rules or model {cv['rules_or_model_recall']:.1%}, "
+          f"false escalation {cv['false_escalation']:.1%}")
+    if args.check:
+        committed = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        if committed != text:
+            print(f"{args.out} is not what training gives now: run python -m routing.train", file=sys.stderr)
+            return 1
+        print(f"{args.out}: up to date")
+        return 0
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out} ({len(text) // 1024} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The learned danger detector (routing/model.py): its features, its file, how the engine uses it
+(an override towards 110, explained in ``reasons``; the rules' danger stands whatever it says), and
+that the committed weights are exactly what ``python -m routing.train`` gives from the corpus."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from routing import Router
+from routing.errors import RoutingDataError
+from routing.model import MODEL_FILE, DangerModel, features
+from routing.rules import DATA_DIR
+
+
+def test_features_are_character_and_pinyin_grams_normalised() -> None:
+    f = features("楼顶有人")
+    assert {"c:楼", "c:楼顶", "c:楼顶有", "p:lou", "p:lou_ding", "p:lou_ding_you"} <= set(f)
+    assert math.isclose(sum(v * v for v in f.values()), 1.0)
+    assert features("abc 123") == {}
+    assert features("楼顶有人") == f  # deterministic
+
+
+def test_a_homophone_a_recognizer_writes_shares_the_pinyin_of_the_word_meant() -> None:
+    meant, heard = features("家里着火了"), features("家里着伙了")
+    assert "p:zhe_huo" in meant and "p:zhe_huo" in heard
+    assert "c:着火" in meant and "c:着火" not in heard
+    shared = sum(meant[k] * heard[k] for k in meant.keys() & heard.keys())
+    assert shared > 0.6, "most of what the model sees is the same"
+
+
+def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
+    for name in ("categories.yaml", "lexicon.yaml", "userdict.txt"):
+        (tmp_path / name).write_bytes((DATA_DIR / name).read_bytes())
+    (tmp_path / MODEL_FILE.name).write_text(json.dumps({"format": "something else"}), encoding="utf-8")
+    with pytest.raises(RoutingDataError, match="not a danger model"):
+        Router(tmp_path)
+
+
+def _toy_model(tmp_path: Path, weights: dict[str, float], threshold: float = 0.5) -> Router:
+    for name in ("categories.yaml", "lexicon.yaml", "userdict.txt"):
+        (tmp_path / name).write_bytes((DATA_DIR / name).read_bytes())
+    doc = {"format": "hotline-danger-model/1", "weights": weights, "bias": -2.0, "threshold": threshold}
+    (tmp_path / MODEL_FILE.name).write_text(json.dumps(doc), encoding="utf-8")
+    return Router(tmp_path)
+
+
+def test_the_model_sends_a_danger_the_rules_miss_the_110_way_and_says_why(tmp_path: Path) -> None:
+    text = "隔壁那个大爷好几天没出门了，门口的报纸堆了一摞"
+    assert not Router(model=False).route(text, "12345").life_threat, "the rules alone miss it"
+    router = _toy_model(tmp_path, {"c:好几天": 30.0, "c:没出门": 40.0, "p:bao_zhi": 10.0})
+    res = router.route(text, "12345")
+    assert res.life_threat and res.action in ("transfer_110", "handover_110")
+    assert any(r.startswith("model: danger") and "没出门" in r for r in res.reasons), res.reasons
+    at_110 = router.route(text, "110")
+    assert at_110.action in ("accept", "handle_then_transfer") and at_110.life_threat
+
+
+def test_the_rules_danger_stands_whatever_the_model_says(tmp_path: Path) -> None:
+    router = _toy_model(tmp_path, {"c:楼": -50.0})  # a model that would never say danger here
+    res = router.route("楼顶上站着一个人，看样子要往下跳", "12345")
+    assert res.life_threat and res.action in ("transfer_110", "handover_110")
+    assert any(r.startswith("model: no danger") for r in res.reasons)
+
+
+def test_a_plain_matter_the_model_does_not_flag_is_unchanged(tmp_path: Path) -> None:
+    text = "我们这条街的路灯晚上全不亮"
+    plain = _toy_model(tmp_path, {"c:救": 5.0}).route(text, "12345")
+    rules = Router(model=False).route(text, "12345")
+    assert plain.action == rules.action == "accept" and plain.reasons == rules.reasons
+
+
+def test_rules_alone_has_no_model() -> None:
+    assert Router(model=False).danger_model is None
+
+
+@pytest.mark.skipif(not MODEL_FILE.exists(), reason="no committed danger model yet")
+def test_the_committed_model_is_what_training_gives(tmp_path: Path) -> None:
+    from routing.train import main
+
+    out = tmp_path / "model.json"
+    assert main(["--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == MODEL_FILE.read_text(encoding="utf-8"), (
+        "routing/data/danger_model.json is stale: run python -m routing.train and commit it")
+    model = DangerModel.load(MODEL_FILE)
+    assert 0.0 < model.threshold < 1.0 and len(model.weights) > 1000
