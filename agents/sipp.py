@@ -7,6 +7,7 @@ Asterisk sends to its registered contact.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import shutil
@@ -242,7 +243,18 @@ def sipp_binary() -> str:
     return path
 
 
-@dataclass
+_OPEN_RUNS: set[SippRun] = set()
+
+
+@atexit.register
+def _close_open_runs() -> None:
+    """Runs a caller waited for but never closed (a test reading their logs, a benchmark) are
+    stopped and their temp dirs removed when the process exits."""
+    for run in list(_OPEN_RUNS):
+        run.close()
+
+
+@dataclass(eq=False)
 class SippRun:
     """A SIPp process with its scenario file and logs in a private temp dir."""
 
@@ -250,6 +262,9 @@ class SippRun:
     scenario: str
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sipp-")))
     proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        _OPEN_RUNS.add(self)  # closed at exit at the latest: no sipp-* dir outlives its process
 
     def start(self) -> SippRun:
         sf = self.workdir / "scenario.xml"
@@ -284,6 +299,7 @@ class SippRun:
         """Stop SIPp and remove its temp dir (scenario, logs, pcaps)."""
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        _OPEN_RUNS.discard(self)
 
     def __enter__(self) -> SippRun:
         return self
@@ -435,4 +451,4 @@ class SeatBank:
 
     def stop(self) -> None:
         if self.uas:
-            self.uas.stop()
+            self.uas.close()
