@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,20 +83,165 @@ def is_trunk_channel(channel: str, cfg: MappingConfig) -> bool:
     return channel.startswith(f"PJSIP/{cfg.trunk_endpoint}-")
 
 
+@dataclass(frozen=True)
+class _Ctx:
+    """What every handler needs to know about the event it maps."""
+
+    ev: Mapping[str, str]
+    cfg: MappingConfig
+    linkedid: str
+    uniqueid: str
+    channel: str
+    platform_leg: bool  # the channel belongs to a call that reached a platform
+
+    def event(self, kind: CallEventType, key: str, linkedid: str | None = None,
+              **kw: object) -> list[CallEvent]:
+        return [_ev(kind, linkedid or self.linkedid, key, self.ev, **kw)]
+
+
+_Handler = Callable[[_Ctx], list[CallEvent]]
+
+
+def _on_newchannel(c: _Ctx) -> list[CallEvent]:
+    if c.uniqueid != c.linkedid or not is_trunk_channel(c.channel, c.cfg):
+        return []
+    exten = c.ev.get("Exten", "")
+    return c.event(CallEventType.ARRIVED, "ami", service=c.cfg.service_of(exten),
+                   caller=clean_number(c.ev.get("CallerIDNum")),
+                   data={"channel": c.channel, "exten": exten[:32]})
+
+
+def _on_queue_join(c: _Ctx) -> list[CallEvent]:
+    q = c.ev.get("Queue", "")
+    return c.event(CallEventType.QUEUED, f"{q}:{c.uniqueid}", service=SERVICE_BY_QUEUE.get(q),
+                   data={"queue": q, "position": _int(c.ev.get("Position"))})
+
+
+def _on_agent_called(c: _Ctx) -> list[CallEvent]:
+    dest = c.ev.get("DestChannel", "")
+    seat = seat_of(c.ev.get("Interface")) or seat_of(dest)
+    return c.event(CallEventType.RINGING, c.ev.get("DestUniqueid", dest), seat=seat,
+                   data={"queue": c.ev.get("Queue", "")})
+
+
+def _on_agent_connect(c: _Ctx) -> list[CallEvent]:
+    dest = c.ev.get("DestChannel", "")
+    seat = seat_of(c.ev.get("Interface")) or seat_of(dest)
+    data: dict[str, object] = {"queue": c.ev.get("Queue", ""), "holdtime": _int(c.ev.get("HoldTime")),
+                               "channel": dest[:80], "caller_channel": c.channel[:80]}
+    # Legs of the call that are not the caller's own: an attended transfer's consultation, a
+    # three-way invitation. They answer the seat, not (yet) the caller.
+    if f"@{CTX_ATXFER}-" in c.channel:
+        data["leg"] = "consultation"
+    elif f"@{CTX_CONF_INVITE}-" in c.channel:
+        data["leg"] = "invited"
+    return c.event(CallEventType.ANSWERED, c.ev.get("DestUniqueid", dest), seat=seat, data=data)
+
+
+def _on_dial_end(c: _Ctx) -> list[CallEvent]:
+    # A seat reached by Dial in the transfer fallback (back to the first seat) answered the caller.
+    # Queue's own dials are left to AgentConnect.
+    dest = c.ev.get("DestChannel", "")
+    seat = seat_of(dest)
+    if (c.ev.get("DialStatus") != "ANSWER" or c.uniqueid != c.linkedid or not seat
+            or c.ev.get("Context") != CTX_TRANSFER):
+        return []
+    return c.event(CallEventType.ANSWERED, c.ev.get("DestUniqueid", dest), seat=seat,
+                   data={"channel": dest[:80], "caller_channel": c.channel[:80]})
+
+
+def _on_queue_abandon(c: _Ctx) -> list[CallEvent]:
+    return c.event(CallEventType.ABANDONED, c.uniqueid,
+                   data={"queue": c.ev.get("Queue", ""), "holdtime": _int(c.ev.get("HoldTime")),
+                         "position": _int(c.ev.get("Position"))})
+
+
+def _on_bridge_enter(c: _Ctx) -> list[CallEvent]:
+    if c.uniqueid != c.linkedid or not c.platform_leg or _int(c.ev.get("BridgeNumChannels")) < 2:
+        return []
+    bridge = c.ev.get("BridgeUniqueid", "")
+    return c.event(CallEventType.BRIDGED, bridge, data={"bridge": bridge})
+
+
+def _on_transfer(c: _Ctx) -> list[CallEvent]:
+    ev = c.ev
+    kind = "blind" if ev.get("Event") == "BlindTransfer" else "attended"
+    target = (ev.get("Extension") or seat_of(ev.get("TransferTargetChannel"))
+              or ev.get("TransferTargetExten") or "")
+    seat = seat_of(ev.get("TransfererChannel") or ev.get("OrigTransfererChannel"))
+    # Our attended transfers consult over Local/<platform>[*<call id>]@hotline-atxfer (the Local
+    # channel carries the transferer's variables, so its name is what tells).
+    if m := re.match(r"^Local/(110|12345)[-*@]", ev.get("TransferTargetChannel", "")):
+        target = m.group(1)
+    elif m := re.match(r"^(110|12345)[-*]", target):
+        target = m.group(1)
+    elif not target and kind == "attended":
+        # Asterisk optimised the consultation's Local channel away and names no target: the seat
+        # the transferer was talking to is its connected line.
+        target = str(ev.get("SecondTransfererConnectedLineNum", ""))
+    target = target[:32]
+    data = {"kind": kind, "target": target, "result": ev.get("Result", "")}
+    if (target_service := c.cfg.service_of_target(target)) is not None:
+        data["target_service"] = target_service.value
+    return c.event(CallEventType.TRANSFERRED, f"{kind}:{event_time(ev)}", seat=seat, data=data)
+
+
+def _on_user_event(c: _Ctx) -> list[CallEvent]:
+    return _user_event(c.ev, c.linkedid, c.cfg)
+
+
+def _on_confbridge(c: _Ctx) -> list[CallEvent]:
+    room = c.ev.get("Conference", "")
+    if not LINKEDID_RE.fullmatch(room):
+        return []
+    joined = c.ev.get("Event") == "ConfbridgeJoin"
+    kind = CallEventType.CONFERENCE_JOINED if joined else CallEventType.CONFERENCE_LEFT
+    data = {"party": _party(c.channel, c.cfg), "channel": c.channel[:80]}
+    if (p := _platform(c.channel, c.cfg)) is not None:
+        data["platform"] = p.value
+    if m := re.match(r"^Local/hl-([a-z0-9]+)@", c.channel):
+        data["hotline"] = m.group(1)
+    return c.event(kind, c.uniqueid, linkedid=room, seat=_conf_seat(c.ev, c.channel, c.cfg), data=data)
+
+
+def _on_hangup(c: _Ctx) -> list[CallEvent]:
+    if c.uniqueid != c.linkedid or not c.platform_leg:
+        return []
+    return c.event(CallEventType.HANGUP, c.uniqueid,
+                   data={"cause": _int(c.ev.get("Cause")), "cause_txt": c.ev.get("Cause-txt", "")[:64]})
+
+
+# The AMI events that tell something about a call, and who maps each. Anything else maps to [].
+HANDLERS: dict[str, _Handler] = {
+    "Newchannel": _on_newchannel,
+    "QueueCallerJoin": _on_queue_join,
+    "AgentCalled": _on_agent_called,
+    "AgentConnect": _on_agent_connect,
+    "DialEnd": _on_dial_end,
+    "QueueCallerAbandon": _on_queue_abandon,
+    "BridgeEnter": _on_bridge_enter,
+    "BlindTransfer": _on_transfer,
+    "AttendedTransfer": _on_transfer,
+    "UserEvent": _on_user_event,
+    "ConfbridgeJoin": _on_confbridge,
+    "ConfbridgeLeave": _on_confbridge,
+    "Hangup": _on_hangup,
+}
+
+
 def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
     """Map one AMI event; unknown or irrelevant events give ``[]``. Never raises on odd input."""
-    name = ev.get("Event", "")
+    handler = HANDLERS.get(ev.get("Event", "")) if isinstance(ev.get("Event", ""), str) else None
+    if handler is None:
+        return []
     # Every leg carries the call's identity in HOTLINE_LINKEDID (manager.conf channelvars), also
     # legs the backend originates (three-way, linkage), whose Asterisk linkedid is their own.
     # Transfer events name the call by the transferer's (blind) or the original transferer's
     # (attended) linkedid; everything else carries Linkedid.
     linkedid = (_chanvar(ev, "ChanVariable", VAR_LINKEDID) or ev.get("Linkedid")
                 or ev.get("TransfererLinkedid") or ev.get("OrigTransfererLinkedid") or "")
-    if not isinstance(linkedid, str):
+    if not isinstance(linkedid, str) or not linkedid or len(linkedid) > 64:
         return []
-    if not linkedid or len(linkedid) > 64:
-        return []
-    uniqueid = ev.get("Uniqueid", "")
     channel = ev.get("Channel", "")
     # Only calls that reach a platform are calls: the caller's channel comes from the trunk and
     # carries HOTLINE_LINKEDID from intake on. A channel a phone opens itself (a supervisor's
@@ -104,96 +249,11 @@ def map_event(ev: Mapping[str, str], cfg: MappingConfig) -> list[CallEvent]:
     # make no call of their own (a supervisor's leg is recorded on the call it watches, through
     # the HotlineSpy user event).
     platform_leg = bool(_chanvar(ev, "ChanVariable", VAR_LINKEDID)) or is_trunk_channel(channel, cfg)
+    ctx = _Ctx(ev, cfg, linkedid, ev.get("Uniqueid", ""), channel, platform_leg)
     try:
-        if name == "Newchannel":
-            if uniqueid == linkedid and is_trunk_channel(channel, cfg):
-                svc = cfg.service_of(ev.get("Exten", ""))
-                return [_ev(CallEventType.ARRIVED, linkedid, "ami", ev, service=svc,
-                            caller=clean_number(ev.get("CallerIDNum")),
-                            data={"channel": channel, "exten": ev.get("Exten", "")[:32]})]
-        elif name == "QueueCallerJoin":
-            q = ev.get("Queue", "")
-            return [_ev(CallEventType.QUEUED, linkedid, f"{q}:{uniqueid}", ev,
-                        service=SERVICE_BY_QUEUE.get(q),
-                        data={"queue": q, "position": _int(ev.get("Position"))})]
-        elif name == "AgentCalled":
-            dest = ev.get("DestChannel", "")
-            seat = seat_of(ev.get("Interface")) or seat_of(dest)
-            return [_ev(CallEventType.RINGING, linkedid, ev.get("DestUniqueid", dest), ev, seat=seat,
-                        data={"queue": ev.get("Queue", "")})]
-        elif name == "AgentConnect":
-            dest = ev.get("DestChannel", "")
-            seat = seat_of(ev.get("Interface")) or seat_of(dest)
-            data = {"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime")),
-                    "channel": dest[:80], "caller_channel": channel[:80]}
-            # Legs of the call that are not the caller's own: an attended transfer's consultation,
-            # a three-way invitation. They answer the seat, not (yet) the caller.
-            if f"@{CTX_ATXFER}-" in channel:
-                data["leg"] = "consultation"
-            elif f"@{CTX_CONF_INVITE}-" in channel:
-                data["leg"] = "invited"
-            return [_ev(CallEventType.ANSWERED, linkedid, ev.get("DestUniqueid", dest), ev, seat=seat,
-                        data=data)]
-        elif name == "DialEnd":
-            # A seat reached by Dial in the transfer fallback (back to the first seat) answered the
-            # caller. Queue's own dials are left to AgentConnect.
-            dest = ev.get("DestChannel", "")
-            seat = seat_of(dest)
-            if (ev.get("DialStatus") == "ANSWER" and uniqueid == linkedid and seat
-                    and ev.get("Context") == CTX_TRANSFER):
-                return [_ev(CallEventType.ANSWERED, linkedid, ev.get("DestUniqueid", dest), ev, seat=seat,
-                            data={"channel": dest[:80], "caller_channel": channel[:80]})]
-        elif name == "QueueCallerAbandon":
-            return [_ev(CallEventType.ABANDONED, linkedid, uniqueid, ev,
-                        data={"queue": ev.get("Queue", ""), "holdtime": _int(ev.get("HoldTime")),
-                              "position": _int(ev.get("Position"))})]
-        elif name == "BridgeEnter":
-            if uniqueid == linkedid and platform_leg and _int(ev.get("BridgeNumChannels")) >= 2:
-                return [_ev(CallEventType.BRIDGED, linkedid, ev.get("BridgeUniqueid", ""), ev,
-                            data={"bridge": ev.get("BridgeUniqueid", "")})]
-        elif name in ("BlindTransfer", "AttendedTransfer"):
-            kind = "blind" if name == "BlindTransfer" else "attended"
-            target = (ev.get("Extension") or seat_of(ev.get("TransferTargetChannel"))
-                      or ev.get("TransferTargetExten") or "")
-            seat = seat_of(ev.get("TransfererChannel") or ev.get("OrigTransfererChannel"))
-            # Our attended transfers consult over Local/<platform>[*<call id>]@hotline-atxfer (the
-            # Local channel carries the transferer's variables, so its name is what tells).
-            if m := re.match(r"^Local/(110|12345)[-*@]", ev.get("TransferTargetChannel", "")):
-                target = m.group(1)
-            elif m := re.match(r"^(110|12345)[-*]", target):
-                target = m.group(1)
-            elif not target and kind == "attended":
-                # Asterisk optimised the consultation's Local channel away and names no target:
-                # the seat the transferer was talking to is its connected line.
-                target = str(ev.get("SecondTransfererConnectedLineNum", ""))
-            target = target[:32]
-            data = {"kind": kind, "target": target, "result": ev.get("Result", "")}
-            if (target_service := cfg.service_of_target(target)) is not None:
-                data["target_service"] = target_service.value
-            return [_ev(CallEventType.TRANSFERRED, linkedid, f"{kind}:{event_time(ev)}", ev, seat=seat,
-                        data=data)]
-        elif name == "UserEvent":
-            return _user_event(ev, linkedid, cfg)
-        elif name in ("ConfbridgeJoin", "ConfbridgeLeave"):
-            room = ev.get("Conference", "")
-            if not LINKEDID_RE.fullmatch(room):
-                return []
-            kind = (CallEventType.CONFERENCE_JOINED if name == "ConfbridgeJoin"
-                    else CallEventType.CONFERENCE_LEFT)
-            party = _party(channel, cfg)
-            data = {"party": party, "channel": channel[:80]}
-            if (p := _platform(channel, cfg)) is not None:
-                data["platform"] = p.value
-            if m := re.match(r"^Local/hl-([a-z0-9]+)@", channel):
-                data["hotline"] = m.group(1)
-            return [_ev(kind, room, f"{uniqueid}", ev, seat=_conf_seat(ev, channel, cfg), data=data)]
-        elif name == "Hangup":
-            if uniqueid == linkedid and platform_leg:
-                return [_ev(CallEventType.HANGUP, linkedid, uniqueid, ev,
-                            data={"cause": _int(ev.get("Cause")), "cause_txt": ev.get("Cause-txt", "")[:64]})]
-    except (ValueError, TypeError):
+        return handler(ctx)
+    except (ValueError, TypeError, AttributeError):  # odd input (pydantic's ValidationError is a ValueError)
         return []
-    return []
 
 
 def _user_event(ev: Mapping[str, str], linkedid: str, cfg: MappingConfig) -> list[CallEvent]:

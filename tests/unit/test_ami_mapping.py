@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
+from ami_raw import ami_events
 
 from app.calls.schemas import parse_events
 from call_flows.listener import AmiListener, _duration
 from call_flows.mapping import MappingConfig, map_event, seat_of
 from hotline.contracts import CallEvent, CallEventType, Service
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "ami_answered_call.json"
 CFG = MappingConfig()
-LINKEDID = "hotline-try-1795940581.0"
-SEAT_UNIQUEID = "hotline-try-1795940582.1"
+LINKEDID = "hotline-rec-8756c2-1796199762.0"
 
 
 def recorded() -> list[dict[str, Any]]:
-    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+    """An answered call recorded raw from Asterisk 22 (channelvars on), as panoramisk parses it."""
+    return ami_events("answered_call")
 
 
 def replay(events: list[dict[str, Any]], cfg: MappingConfig = CFG) -> list[CallEvent]:
@@ -68,7 +67,7 @@ def test_recorded_call_event_details() -> None:
     assert queued.data["position"] == 1
     assert by_type[CallEventType.RINGING].seat == "1201"
     assert by_type[CallEventType.ANSWERED].seat == "1201"
-    assert by_type[CallEventType.BRIDGED].data["bridge"] == "6f49e1ad-d2cb-40ea-8eee-5b0f213b346f"
+    assert by_type[CallEventType.BRIDGED].data["bridge"] == "fccaaec1-d9a3-4888-a769-4f922c619b62"
     hangup = by_type[CallEventType.HANGUP]
     assert hangup.data["cause"] == 16
     assert hangup.data["cause_txt"] == "Normal Clearing"

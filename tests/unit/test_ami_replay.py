@@ -5,33 +5,14 @@ call events a user would see for each scenario."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from pathlib import Path
-from typing import Any
 
 import pytest
-from panoramisk.ami_protocol import AMIProtocol
+from ami_raw import ami_events
 
 from call_flows.mapping import MappingConfig, map_event
 from hotline.contracts import CallEvent, CallEventType, Service
 from hotline.settings import Settings
 from hotline.site import load_site
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
-
-
-class _Collect(AMIProtocol):  # type: ignore[misc]
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[dict[str, Any]] = []
-
-    def handle_message(self, message: Any) -> None:
-        if "Event" in message:
-            self.messages.append(dict(message))
-
-
-class _Transport:
-    def write(self, _data: bytes) -> None:  # pragma: no cover - nothing is sent
-        pass
 
 
 def _config() -> MappingConfig:
@@ -43,16 +24,10 @@ def _config() -> MappingConfig:
 
 def replay(name: str) -> dict[str, list[CallEvent]]:
     """The call events of one recorded session, by call id, as the listener would store them."""
-    proto = _Collect()
-    proto.connection_made(_Transport())
-    raw = (FIXTURES / f"{name}.txt").read_bytes()
-    for i in range(0, len(raw), 1400):  # TCP segments: messages split anywhere
-        proto.data_received(raw[i:i + 1400])
-    assert proto.messages, f"{name}: no AMI events parsed"
     cfg = _config()
     calls: dict[str, list[CallEvent]] = defaultdict(list)
     seen: set[str] = set()
-    for msg in proto.messages:
+    for msg in ami_events(name):
         for ev in map_event(msg, cfg):
             if ev.event_id not in seen:  # the app stores an event id once
                 seen.add(ev.event_id)
