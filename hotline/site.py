@@ -110,6 +110,9 @@ class SipTable(_Table):
     port: Port = 5060
     rtp_start: Port = 20000
     rtp_end: Port = 20999
+    # Asterisk asks each registered phone every this many seconds whether it is still there (SIP
+    # OPTIONS); one that does not answer is not rung until it does. 0: never asked.
+    qualify_s: Annotated[int, Field(ge=0, le=3600)] = 30
 
 
 class AmiTable(_Table):
@@ -262,6 +265,7 @@ class Site:
     transcribe: bool = True            # tap and transcribe every answered call
     auto_handover_110: bool = False    # a life threat heard at 12345 starts the 110 three-way at once
     phrases: tuple[str, ...] = ()      # local place and road names the recognizer should know
+    qualify_s: int = 30                # SIP OPTIONS to each registered phone (0: off)
 
     @classmethod
     def from_file(cls, f: SiteFile) -> Site:
@@ -281,7 +285,7 @@ class Site:
             linkage_dial=dict(f.linkage),
             linkage_trunk=(f.linkage_trunk.host, f.linkage_trunk.port) if f.linkage_trunk else None,
             transcribe=f.transcription.enabled, auto_handover_110=f.transcription.auto_handover_110,
-            phrases=f.transcription.phrases,
+            phrases=f.transcription.phrases, qualify_s=f.sip.qualify_s,
         )
 
     @property

@@ -83,12 +83,14 @@ class InstancePaths:
         return self.host_dir("run") / "asterisk.pid"
 
 
-def _endpoint_block(seat: str, template: str, label: str, password: str) -> str:
+def _endpoint_block(seat: str, template: str, label: str, password: str, qualify_s: int = 0) -> str:
+    # A phone that vanished without unregistering stops answering OPTIONS: not rung any more.
+    qualify = f"qualify_frequency = {qualify_s}\nqualify_timeout = 3.0\n" if qualify_s else ""
     return (
         f"[{seat}]({template})\n"
         f"auth = {seat}\naors = {seat}\ncallerid = \"{label}\" <{seat}>\n\n"
         f"[{seat}](seat-auth)\nusername = {seat}\npassword = {password}\n\n"
-        f"[{seat}](seat-aor)\n\n"
+        f"[{seat}](seat-aor)\n{qualify}\n"
     )
 
 
@@ -111,13 +113,13 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int, 
     for svc in Service:
         for seat in site.operators[svc]:
             seats.append(_endpoint_block(seat, "seat-endpoint", f"{svc.value} seat {seat}",
-                                         secrets.sip_passwords[seat]))
+                                         secrets.sip_passwords[seat], site.qualify_s))
         for seat in site.linkage[svc]:
             seats.append(_endpoint_block(seat, "seat-endpoint", f"{svc.value} linkage {seat}",
-                                         secrets.sip_passwords[seat]))
+                                         secrets.sip_passwords[seat], site.qualify_s))
     for seat in site.supervisors:
         seats.append(_endpoint_block(seat, "supervisor-endpoint", f"supervisor {seat}",
-                                     secrets.sip_passwords[seat]))
+                                     secrets.sip_passwords[seat], site.qualify_s))
     files["pjsip_seats.conf"] = "".join(seats)
     files["rtp_ports.conf"] = f"rtpstart = {site.rtp_start}\nrtpend = {site.rtp_end}\n"
     files["manager_general.conf"] = f"bindaddr = {site.ami_bind}\nport = {site.ami_port}\n"

@@ -162,3 +162,42 @@ async def test_blind_transfer_to_110_is_recorded_as_transferred_110(stack: Stack
     assert transfers[0]["data"]["target_service"] == "110"
     assert transfers[0]["seat"] == seat
     assert c["outcome"] == "transferred_110"
+
+
+async def test_a_phone_that_vanished_without_unregistering_is_marked_unavailable(stack: Stack) -> None:
+    """Seats are qualified (SIP OPTIONS every ``[sip] qualify_s``): a phone switched off hard keeps
+    its registration but stops answering, and Asterisk stops counting it as there (so the queue does
+    not ring it); when it answers again it is back."""
+    from agents.sipp import Seat
+
+    assert stack.asterisk is not None and stack.secrets is not None and stack.site.qualify_s > 0
+    seat_id = stack.site.linkage[Service.HOTLINE_12345][0]
+    seat = Seat(seat_id, stack.secrets.sip_passwords[seat_id], stack.sip_address)
+
+    async def status() -> str:
+        await asyncio.to_thread(stack.asterisk.cli, f"pjsip qualify {seat_id}")
+        await asyncio.sleep(0.5)
+        out = await asyncio.to_thread(stack.asterisk.cli, f"pjsip show contacts like {seat_id}")
+        line = next((ln for ln in out.splitlines() if "Contact:" in ln and f"{seat_id}/" in ln), "")
+        return "Avail" if " Avail " in line else ("Unavail" if "Unavail" in line else line.strip())
+
+    async def becomes(want: str, within_s: float = 15.0) -> str:
+        seen = ""
+        for _ in range(int(within_s / 1.5)):
+            seen = await status()
+            if seen == want:
+                return seen
+            await asyncio.sleep(1.0)
+        return seen
+
+    try:
+        await asyncio.to_thread(seat.start)
+        assert await becomes("Avail") == "Avail", "a registered phone that answers OPTIONS is there"
+        seat.stop()  # killed: no unregister, the contact stays
+        assert await becomes("Unavail") == "Unavail"
+        state = await asyncio.to_thread(stack.asterisk.cli, f"pjsip show endpoint {seat_id}")
+        assert "Unavailable" in state, state[:400]
+        await asyncio.to_thread(seat.reregister)  # switched on again
+        assert await becomes("Avail") == "Avail"
+    finally:
+        await asyncio.to_thread(seat.close)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import stat
 from pathlib import Path
@@ -213,6 +214,16 @@ def test_every_seat_gets_endpoint_auth_and_aor(site: Site, files: dict[str, str]
         assert auth["username"] == [seat]
         assert auth["password"] == [secrets.sip_passwords[seat]]
     assert {name for name, _, _ in parsed} == set(site.all_seats)
+
+
+def test_every_seat_is_qualified_so_a_vanished_phone_is_not_rung(site: Site, files: dict[str, str]) -> None:
+    parsed = sections(files["pjsip_seats.conf"])
+    aors = [opts for name, tpls, opts in parsed if tpls == ("seat-aor",)]
+    assert len(aors) == len(site.all_seats)
+    assert all(aor["qualify_frequency"] == [str(site.qualify_s)] and aor["qualify_timeout"] == ["3.0"]
+               for aor in aors)
+    off = generated_files(dataclasses.replace(site, qualify_s=0), fake_secrets(site), "127.0.0.1", 4573)
+    assert "qualify_frequency" not in off["pjsip_seats.conf"]
 
 
 def test_seat_templates_exist_in_pjsip_conf() -> None:
