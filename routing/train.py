@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,9 @@ from .model import FORMAT, MODEL_FILE, features
 from .text import apply_homophones, normalise
 
 SEED = 20261202
-C_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+C_GRID = (1.0, 4.0, 16.0, 32.0, 64.0)
 FOLDS = 5
-MIN_DOCS = 2
+MIN_DOCS = 3
 MAX_FALSE_ESCALATION = 0.04  # the CI ceiling is 0.05: leave room for unseen wording
 WEIGHT_DECIMALS = 5
 
@@ -43,6 +44,30 @@ def training_cases() -> list[dict[str, Any]]:
     for name in (DEV_FILE, HELDOUT_FILE, HELDOUT2_FILE):
         cases += load_cases(CASES_DIR / name)
     return cases
+
+
+# What callers say that is no danger on its own, as a live transcript delivers it piece by piece:
+# openings, addresses, names. Without them a bare "我家在…路" looked like the start of most danger
+# reports ("我家在…" is how many of them begin) and was escalated.
+_OPENINGS = ("喂", "喂你好", "你好", "您好", "喂喂", "你好我想反映个事", "我想问一下", "我要反映个情况",
+             "我想咨询一下", "那个我说一下啊", "嗯对", "是的", "好的好的", "谢谢你啊", "听得见吗")
+_PLACES = ("建设路", "人民路", "解放街", "和平区", "东风小区", "幸福里", "光明村", "城关镇", "新民街",
+           "团结路三号楼", "红旗小区五单元", "西环路", "长青街", "北苑小区", "育才路")
+_ADDRESS_FORMS = ("我家在{p}", "我住在{p}", "我在{p}这边", "地址是{p}", "就在{p}那块", "{p}这儿",
+                  "我是{p}的住户", "我们是{p}的")
+_CLAUSE = re.compile(r"[，。！？；,.!?;、\s]+")
+_NAMES = ("我姓王", "我姓李叫李建国", "我是张女士", "我叫刘芳", "你叫我老赵就行")
+
+
+def neutral_texts(cases: list[dict[str, Any]]) -> list[str]:
+    """Negatives beside the cases: call openings, addresses and names, and every clause of the
+    matters that are no danger (a piece of a plain complaint is no danger either)."""
+    out = list(_OPENINGS) + list(_NAMES)
+    out += [form.format(p=place) for form in _ADDRESS_FORMS for place in _PLACES]
+    for case in cases:
+        if not case.get("life_threat"):
+            out += [c for c in _CLAUSE.split(case["text"]) if len(c) >= 4]
+    return out
 
 
 def _prepare(router: Router, text: str) -> str:
@@ -79,7 +104,10 @@ def train() -> dict[str, Any]:
     from sklearn.model_selection import StratifiedKFold
 
     router = Router(model=False)  # the rules alone: the model learns what they miss
-    cases = training_cases()
+    labelled = training_cases()
+    extra = [{"text": t, "life_threat": False, "expect": {"12345": ["accept"], "110": ["accept"]}}
+             for t in dict.fromkeys(neutral_texts(labelled))]
+    cases = labelled + extra
     texts = [_prepare(router, c["text"]) for c in cases]
     labels = np.array([1 if c.get("life_threat") else 0 for c in cases])
     rules_danger = [router.route(c["text"], "12345").life_threat for c in cases]
@@ -129,7 +157,8 @@ def train() -> dict[str, Any]:
     return {
         "format": FORMAT,
         "about": "P(danger) = sigmoid(bias + sum(weights[f] * x_f)), features from routing.model.features",
-        "trained_on": {"cases": len(cases), "dangers": int(labels.sum()), "plain_12345": sum(plain),
+        "trained_on": {"cases": len(labelled), "neutral_texts": len(extra), "dangers": int(labels.sum()),
+                       "plain_12345": sum(plain),
                        "texts_digest": hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]},
         "cross_validation": {"folds": FOLDS, "C": best_c, "judged_on_corpus_cases": len(judged),
                              "rules_alone_recall": round(rules_recall, 4),
