@@ -29,7 +29,7 @@ from bench.common import require_measured, write_result
 from routing import Router
 from routing.corpus import load_corpus
 from routing.evaluate import CASES_DIR, load_cases
-from routing.model import MODEL_FILE, DangerModel
+from routing.model import CATEGORY_FILE, MODEL_FILE, CategoryModel, DangerModel
 
 RESULTS = Path(__file__).parent / "results" / "routing.json"
 
@@ -94,13 +94,24 @@ def main(argv: list[str] | None = None) -> int:
         tracemalloc.stop()
         model_load["weights"] = len(model.weights)
         model_load["file_kb"] = MODEL_FILE.stat().st_size // 1024
+    if CATEGORY_FILE.exists():
+        import tracemalloc
+
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        category = CategoryModel.load(CATEGORY_FILE)
+        model_load["category_load_s"] = round(time.perf_counter() - t0, 4)
+        model_load["category_memory_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 2)
+        tracemalloc.stop()
+        model_load["category_shape"] = [len(category.classes), len(category.index)]
+        model_load["category_file_kb"] = CATEGORY_FILE.stat().st_size // 1024
     texts = [c["text"] for f in sorted(CASES_DIR.glob("*.jsonl")) for c in load_cases(f)]
     texts += [c["text"] for c in load_corpus()]
     jobs = [(t, at) for t in texts for at in ("12345", "110")]
     tokenizer = router._state.tokenizer  # the same tokenizer and user dictionary the router uses
 
     rows = {
-        "route (full engine: rules + danger model)": _measure(router.route, jobs, rounds),
+        "route (full engine: rules + danger and category models)": _measure(router.route, jobs, rounds),
         "route + to_json": _measure(lambda t, a: router.route(t, a).to_json(), jobs, rounds),
         "route, rules alone (baseline)": _measure(rules_only.route, jobs, rounds),
         "jieba segmentation alone (baseline)": _measure(lambda t, a: tokenizer.lcut(t), jobs, rounds),
@@ -133,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     if model_load.get("present"):
         print(f"\ndanger model: {model_load['weights']} weights, {model_load['file_kb']} KB file, loads in "
               f"{model_load['load_s'] * 1000:.0f} ms, {model_load['memory_mb']} MB in memory")
-    full = rows["route (full engine: rules + danger model)"]
+    if "category_shape" in model_load:
+        print(f"category model: {model_load['category_shape'][0]} codes x {model_load['category_shape'][1]} "
+              f"features, {model_load['category_file_kb']} KB file, loads in "
+              f"{model_load['category_load_s'] * 1000:.0f} ms, "
+              f"{model_load['category_memory_mb']} MB in memory")
+    full = rows["route (full engine: rules + danger and category models)"]
     seg = rows["jieba segmentation alone (baseline)"]
     print(f"\nrouting costs {full['p50_ms'] / seg['p50_ms']:.1f}x jieba alone at p50; aim 2,000/s and "
           f"p99 < 5 ms: {'met' if full['per_second'] >= 2000 and full['p99_ms'] < 5 else 'NOT met'}")

@@ -20,7 +20,7 @@ from typing import Any
 from hotline.contracts import Service
 
 from .errors import RoutingDataError, RoutingInputError
-from .model import MODEL_FILE, DangerModel, DangerVerdict
+from .model import CATEGORY_FILE, MODEL_FILE, CategoryModel, DangerModel, DangerVerdict, JointScorer, features
 from .result import Matter, RouteResult
 from .rules import DANGER, Category, Phrase, RuleSet, load_rules
 from .text import Segmented, apply_homophones, has_chinese, make_tokenizer, negated_by, normalise, segment
@@ -40,6 +40,19 @@ class _State:
     rules: RuleSet
     tokenizer: Any
     danger: DangerModel | None  # the learned danger detector (routing/model.py), when the data has one
+    category: CategoryModel | None  # the learned category ranking, when the data has one
+    scorer: JointScorer | None = None  # both models in one matrix (what a route uses)
+
+
+@dataclass(frozen=True)
+class _Categories:
+    """The category model's view of one text: its probabilities and how much the rules weigh."""
+
+    probs: dict[str, float]
+    rules_weight: float
+
+
+MODEL_CATEGORY_MIN_P = 0.35  # no rule matched: the model's category counts from this probability on
 
 
 @dataclass(frozen=True)
@@ -67,14 +80,22 @@ class Router:
 
     def _build(self) -> _State:
         rules = load_rules(self._data_dir)
-        danger = None
-        path = (Path(self._data_dir) / MODEL_FILE.name) if self._data_dir is not None else MODEL_FILE
+        base = Path(self._data_dir) if self._data_dir is not None else MODEL_FILE.parent
+        danger = category = None
+        path = base / MODEL_FILE.name
         if self._use_model and path.exists():
             try:
                 danger = DangerModel.load(path)
             except (ValueError, KeyError, TypeError) as exc:
                 raise RoutingDataError(path.name, "<file>", f"not a danger model: {exc}") from None
-        return _State(rules, make_tokenizer(rules), danger)
+        path = base / CATEGORY_FILE.name
+        if self._use_model and path.exists():
+            try:
+                category = CategoryModel.load(path)
+            except (ValueError, KeyError, TypeError, OSError) as exc:
+                raise RoutingDataError(path.name, "<file>", f"not a category model: {exc}") from None
+        scorer = JointScorer(danger, category) if danger is not None or category is not None else None
+        return _State(rules, make_tokenizer(rules), danger, category, scorer)
 
     @property
     def danger_model(self) -> DangerModel | None:
@@ -109,15 +130,22 @@ class Router:
             )
         clean, variant_reasons = apply_homophones(clean, rules)
         whole = self._score(clean, state)
-        matters = self._matters(clean, whole, at, state)
-        if state.danger is not None:
-            verdict = state.danger.judge(clean)
+        verdict: DangerVerdict | None = None
+        categories = None
+        if state.scorer is not None:
+            verdict, probs = state.scorer.score(features(clean))
+            if state.category is not None:
+                categories = _Categories(probs, state.category.rules_weight)
+        matters = self._matters(clean, whole, at, state, categories)
+        if verdict is not None:
             if verdict.danger and not any(m.life_threat for m in matters):
                 # The rules heard no danger; the model does: the most urgent matter goes the 110 way
                 # (when unsure whether a life is at risk, 110 acts first).
                 lead = matters[0]
-                scored = whole if len(matters) == 1 else self._score(lead.text, state)
-                matters = sorted([_decide(scored, at, rules, verdict), *matters[1:]], key=_urgency)
+                one = len(matters) == 1
+                scored = whole if one else self._score(lead.text, state)
+                matters = sorted([_decide(scored, at, rules, verdict, categories if one else None),
+                                  *matters[1:]], key=_urgency)
             elif verdict.danger or any(m.life_threat for m in matters):
                 variant_reasons = [*variant_reasons, verdict.reason()]
         main = matters[0]
@@ -154,7 +182,8 @@ class Router:
                 break  # one hit per phrase
         return out
 
-    def _matters(self, text: str, whole: _Scored, at: str, state: _State) -> list[Matter]:
+    def _matters(self, text: str, whole: _Scored, at: str, state: _State,
+                 categories: _Categories | None = None) -> list[Matter]:
         rules = state.rules
         pieces = [p for p in _split(text, rules) if p.strip()]
         if len(pieces) > 1:
@@ -162,32 +191,51 @@ class Router:
             matters = [_decide(s, at, rules) for s in parts if s.scores]
             if len({m.category["code"] for m in matters if m.category}) > 1:
                 return sorted(matters, key=_urgency)
-        return [_decide(whole, at, rules)]
+        return [_decide(whole, at, rules, categories=categories)]
 
 
 # ---------------------------------------------------------------------- decisions
-def _decide(scored: _Scored, at: str, rules: RuleSet, model_danger: DangerVerdict | None = None) -> Matter:
+def _decide(scored: _Scored, at: str, rules: RuleSet, model_danger: DangerVerdict | None = None,
+            categories: _Categories | None = None) -> Matter:
     cats = rules.categories
     generic_danger = [h for h in scored.hits if h.phrase.code == DANGER]
-    if not scored.scores and not generic_danger and model_danger is None:
+    blended = _blend(scored, categories, cats)
+    if not scored.scores and not generic_danger and model_danger is None and not blended:
         return Matter(
             text=scored.text, action="accept", category=None, score=0.0, life_threat=False, linkage=[],
             reasons=scored.negated + ["no rule matched: the platform that took the call keeps it (首接负责)"],
         )
     ranked = sorted(scored.scores.items(), key=lambda kv: (-kv[1], cats[kv[0]].order))
+    # The ranking that decides: the rules' scores, or with the category model its probabilities
+    # plus the rules' shares (routing/model.py, CategoryModel).
+    order = ([c for c, _ in sorted(blended.items(), key=lambda kv: (-kv[1], cats[kv[0]].order))]
+             if blended else [c for c, _ in ranked])
     life_codes = {h.phrase.code for h in scored.hits if h.phrase.life and h.phrase.code != DANGER}
     danger = bool(life_codes or generic_danger or model_danger)
+    rules_top = ranked[0][0] if ranked else None
     if life_codes:
         code = min(life_codes, key=lambda c: (-scored.scores[c], cats[c].order))
     elif generic_danger or model_danger:
         # danger without a category of its own: the best 110-side category leads, else rescue (B5)
-        police = [c for c, _ in ranked if cats[c].part in "BCD"]
-        code = police[0] if police else (ranked[0][0] if ranked and cats[ranked[0][0]].part != "X" else "B5")
+        police = [c for c in order if cats[c].part in "BCD"]
+        code = police[0] if police else (order[0] if order and cats[order[0]].part != "X" else "B5")
     else:
-        code = ranked[0][0]
+        code = order[0]
+        if rules_top is not None and code != rules_top:
+            rules_rival = _rival(cats[rules_top], scored.scores[rules_top], ranked, cats)
+            if _OWNER.get(cats[rules_top].part) == "110" and _OWNER.get(cats[code].part) != "110":
+                # The model never pulls back to 12345 a matter the rules gave the police (110 first).
+                code = rules_top
+            elif rules_rival is not None and code == rules_rival.code:
+                # The rules found it shared between the two sides; the model leaning to one of
+                # them does not make it clear: still a three-way call.
+                code = rules_top
     cat = cats[code]
     score = scored.scores.get(code, 0.0)
     reasons = [_hit_reason(h, cats) for h in scored.hits] + scored.negated
+    if categories is not None and blended and code != rules_top and code in categories.probs:
+        reasons.append(f"model: category {code} {cat.name_zh} (p={categories.probs[code]:.2f}"
+                       + (f"; the rules said {rules_top})" if rules_top else "; no rule matched)"))
     if model_danger is not None:
         reasons.append(model_danger.reason())
     action = cat.actions[at]
@@ -199,7 +247,7 @@ def _decide(scored: _Scored, at: str, rules: RuleSet, model_danger: DangerVerdic
             action = action if action in ("accept", "handle_then_transfer") else "accept"
             reasons.append(f"rule: danger to life, property or public order -> 110 acts at once ({action})")
     else:
-        rival = _rival(cat, score, ranked, cats)
+        rival = _rival(cat, score, ranked, cats) if code == rules_top else None
         if rival is not None:
             action = "three_way"
             reasons.append(
@@ -218,6 +266,21 @@ def _decide(scored: _Scored, at: str, rules: RuleSet, model_danger: DangerVerdic
         text=scored.text, action=action, category=cat.ref(), score=score,
         life_threat=danger, linkage=linkage, reasons=reasons,
     )
+
+
+def _blend(scored: _Scored, categories: _Categories | None, cats: dict[str, Category]) -> dict[str, float]:
+    """Model probability + rules_weight x the rules' share, per code; {} without a model. With no
+    rule matched, the model alone counts only from MODEL_CATEGORY_MIN_P (a greeting has no category)."""
+    if categories is None or not categories.probs:
+        return {}
+    probs = {c: p for c, p in categories.probs.items() if c in cats}
+    if not scored.scores and max(probs.values(), default=0.0) < MODEL_CATEGORY_MIN_P:
+        return {}
+    total = sum(scored.scores.values()) or 1.0
+    out = dict(probs)
+    for code, s in scored.scores.items():
+        out[code] = out.get(code, 0.0) + categories.rules_weight * s / total
+    return out
 
 
 def _hit_reason(h: _Hit, cats: dict[str, Category]) -> str:

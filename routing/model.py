@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,30 +28,35 @@ from pypinyin import Style, lazy_pinyin
 
 MODEL_FILE = Path(__file__).resolve().parent / "data" / "danger_model.json"
 FORMAT = "hotline-danger-model/1"
+CATEGORY_FILE = Path(__file__).resolve().parent / "data" / "category_model.npz"
+CATEGORY_FORMAT = "hotline-category-model/1"
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 
 
 def features(text: str) -> dict[str, float]:
     """Sublinear tf of character 1-3-grams (per run of Chinese characters) and toneless pinyin
     1-3-grams, L2-normalised. Keys: ``c:<chars>`` and ``p:<syllables joined by _>``."""
-    grams: list[str] = []
-    add = grams.append
+    counts: dict[str, int] = {}
+    get = counts.get
     for run in _CJK_RUN.findall(text):
         syl = [_syllable(ch) for ch in run]
         n = len(run)
         for i in range(n):
-            add("c:" + run[i])
-            add("p:" + syl[i])
+            s1 = syl[i]
+            for key in ("c:" + run[i], "p:" + s1):
+                counts[key] = get(key, 0) + 1
             if i + 1 < n:
-                add("c:" + run[i:i + 2])
-                add(f"p:{syl[i]}_{syl[i + 1]}")
+                s2 = s1 + "_" + syl[i + 1]
+                for key in ("c:" + run[i:i + 2], "p:" + s2):
+                    counts[key] = get(key, 0) + 1
                 if i + 2 < n:
-                    add("c:" + run[i:i + 3])
-                    add(f"p:{syl[i]}_{syl[i + 1]}_{syl[i + 2]}")
-    counts = Counter(grams)
-    weighted = {k: _SUBLINEAR[v] if v < len(_SUBLINEAR) else 1.0 + math.log(v) for k, v in counts.items()}
+                    for key in ("c:" + run[i:i + 3], "p:" + s2 + "_" + syl[i + 2]):
+                        counts[key] = get(key, 0) + 1
+    table = _SUBLINEAR
+    weighted = {k: table[v] if v < 64 else 1.0 + math.log(v) for k, v in counts.items()}
     norm = math.sqrt(sum(v * v for v in weighted.values())) or 1.0
-    return {k: v / norm for k, v in weighted.items()}
+    inv = 1.0 / norm
+    return {k: v * inv for k, v in weighted.items()}
 
 
 _SUBLINEAR = [0.0] + [1.0 + math.log(v) for v in range(1, 64)]
@@ -95,8 +99,8 @@ class DangerModel:
         return cls({str(k): float(v) for k, v in doc["weights"].items()}, float(doc["bias"]),
                    float(doc["threshold"]), meta)
 
-    def judge(self, text: str, *, evidence: int = 4) -> DangerVerdict:
-        feats = features(text)
+    def judge(self, text: str, *, evidence: int = 4, feats: dict[str, float] | None = None) -> DangerVerdict:
+        feats = features(text) if feats is None else feats
         contributions = {k: v * self.weights[k] for k, v in feats.items() if k in self.weights}
         z = self.bias + sum(contributions.values())
         p = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
@@ -116,3 +120,127 @@ class DangerModel:
 def _readable(key: str) -> str:
     kind, _, body = key.partition(":")
     return body if kind == "c" else body.replace("_", " ")
+
+
+class CategoryModel:
+    """P(annex category | words): a multinomial logistic regression over the same features, whose
+    probabilities the engine adds to the rules' shares (times ``rules_weight``) to rank categories.
+    Stored as arrays (``numpy.savez_compressed``, no pickle): the feature names, the codes, the
+    weights (float16) and the intercepts."""
+
+    def __init__(self, vocab: list[str], classes: list[str], coef: Any, intercept: Any,
+                 rules_weight: float, meta: dict[str, Any] | None = None) -> None:
+        import numpy as np
+
+        self._np = np
+        self.index = {f: i for i, f in enumerate(vocab)}
+        self.classes = list(classes)
+        self.coef = np.asarray(coef, dtype=np.float32)
+        self._rows = np.ascontiguousarray(self.coef.T)  # one row of class weights per feature
+        self.intercept = np.asarray(intercept, dtype=np.float32)
+        self.rules_weight = float(rules_weight)
+        self.meta = meta or {}
+
+    @classmethod
+    def load(cls, path: Path = CATEGORY_FILE) -> CategoryModel:
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["format"]) != CATEGORY_FORMAT:
+                raise ValueError(f"{path}: not a {CATEGORY_FORMAT} file")
+            return cls([str(v) for v in z["vocab"]], [str(c) for c in z["classes"]], z["coef"],
+                       z["intercept"], float(z["rules_weight"]), json.loads(str(z["meta"])))
+
+    def probabilities(self, feats: dict[str, float]) -> dict[str, float]:
+        np = self._np
+        index = self.index
+        idx: list[int] = []
+        vals: list[float] = []
+        for key, value in feats.items():
+            i = index.get(key)
+            if i is not None:
+                idx.append(i)
+                vals.append(value)
+        if not idx:
+            return {}
+        z = np.asarray(vals, dtype=np.float32) @ self._rows[idx] + self.intercept
+        z = np.exp(z - z.max())
+        p = (z / z.sum()).tolist()
+        return dict(zip(self.classes, p, strict=True))
+
+
+class JointScorer:
+    """Both models in one matrix: a row per feature (the union of their vocabularies), a column per
+    category and one for danger, so that a route gathers its features' rows once and does one small
+    matrix product for both answers."""
+
+    def __init__(self, danger: DangerModel | None, category: CategoryModel | None) -> None:
+        import numpy as np
+
+        self._np = np
+        self.danger = danger
+        self.category = category
+        vocab: dict[str, int] = {}
+        for name in (category.index if category else {}):
+            vocab.setdefault(name, len(vocab))
+        for name in (danger.weights if danger else {}):
+            vocab.setdefault(name, len(vocab))
+        self.index = vocab
+        self.classes = category.classes if category else []
+        n_cat = len(self.classes)
+        self.rows = np.zeros((len(vocab), n_cat + 1), dtype=np.float32)
+        if category is not None:
+            order = np.fromiter((vocab[n] for n in category.index), dtype=np.int64, count=len(category.index))
+            self.rows[order, :n_cat] = category.coef.T[np.fromiter(category.index.values(), dtype=np.int64,
+                                                                     count=len(category.index))]
+        if danger is not None:
+            for name, w in danger.weights.items():
+                self.rows[vocab[name], n_cat] = w
+        self.bias = np.zeros(n_cat + 1, dtype=np.float32)
+        if category is not None:
+            self.bias[:n_cat] = category.intercept
+        if danger is not None:
+            self.bias[n_cat] = danger.bias
+        self._names = list(vocab)
+
+    def score(self, feats: dict[str, float], *,
+              evidence: int = 4) -> tuple[DangerVerdict | None, dict[str, float]]:
+        np = self._np
+        index = self.index
+        idx: list[int] = []
+        vals: list[float] = []
+        for key, value in feats.items():
+            i = index.get(key)
+            if i is not None:
+                idx.append(i)
+                vals.append(value)
+        if not idx:
+            verdict = None
+            if self.danger is not None:
+                p0 = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, float(self.bias[-1])))))
+                verdict = DangerVerdict(p0, p0 >= self.danger.threshold, ())
+            return verdict, {}
+        v = np.asarray(vals, dtype=np.float32)
+        rows = self.rows[idx]
+        z = v @ rows + self.bias
+        probs: dict[str, float] = {}
+        if self.category is not None:
+            zc = z[:-1]
+            e = np.exp(zc - zc.max())
+            probs = dict(zip(self.classes, (e / e.sum()).tolist(), strict=True))
+        verdict = None
+        if self.danger is not None:
+            p = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, float(z[-1])))))
+            shown: list[str] = []
+            if p >= self.danger.threshold:
+                contrib = v * rows[:, -1]
+                for j in np.argsort(-contrib).tolist():
+                    if contrib[j] <= 0:
+                        break
+                    word = _readable(self._names[idx[j]])
+                    if word not in shown and not any(word in s or s in word for s in shown):
+                        shown.append(word)
+                    if len(shown) >= evidence:
+                        break
+            verdict = DangerVerdict(p, p >= self.danger.threshold, tuple(shown))
+        return verdict, probs

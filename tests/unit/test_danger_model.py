@@ -77,13 +77,36 @@ def test_rules_alone_has_no_model() -> None:
     assert Router(model=False).danger_model is None
 
 
-@pytest.mark.skipif(not MODEL_FILE.exists(), reason="no committed danger model yet")
-def test_the_committed_model_is_what_training_gives(tmp_path: Path) -> None:
-    from routing.train import main
+def test_the_committed_models_are_what_training_gives(tmp_path: Path) -> None:
+    from routing.model import CATEGORY_FILE, CategoryModel
+    from routing.train import main, same_category
 
-    out = tmp_path / "model.json"
-    assert main(["--out", str(out)]) == 0
+    out, cat_out = tmp_path / "danger.json", tmp_path / "category.npz"
+    assert main(["--out", str(out), "--category-out", str(cat_out)]) == 0
     assert out.read_text(encoding="utf-8") == MODEL_FILE.read_text(encoding="utf-8"), (
         "routing/data/danger_model.json is stale: run python -m routing.train and commit it")
+    import numpy as np
+
+    with np.load(cat_out, allow_pickle=False) as fresh:
+        assert same_category({k: fresh[k] for k in fresh.files}, CATEGORY_FILE), (
+            "routing/data/category_model.npz is stale: run python -m routing.train and commit it")
     model = DangerModel.load(MODEL_FILE)
     assert 0.0 < model.threshold < 1.0 and len(model.weights) > 1000
+    category = CategoryModel.load(CATEGORY_FILE)
+    assert len(category.classes) >= 30 and 0.0 < category.rules_weight < 1.0
+
+
+@pytest.mark.parametrize("text", ["喂", "你好", "喂你好 听得见吗"])
+def test_a_greeting_has_no_category_and_stays_where_it_is(text: str) -> None:
+    router = Router()
+    for at in ("12345", "110"):
+        res = router.route(text, at)
+        assert res.category is None and res.action == "accept" and not res.life_threat, (at, res.reasons)
+
+
+def test_the_category_model_ranks_what_the_rules_do_not_know() -> None:
+    text = "我家门口有只穿山甲，好像受伤了"  # no rule names the pangolin
+    assert Router(model=False).route(text).category is None
+    res = Router().route(text, "12345")
+    assert res.category is not None and res.category["code"] == "A13" and res.action == "accept"
+    assert any(r.startswith("model: category A13") for r in res.reasons)
