@@ -56,6 +56,7 @@ bind = "127.0.0.1"
 port = 5060
 rtp_start = 20000
 rtp_end = 21999
+qualify_s = 0   # one SIPp UAS answers for every seat, started after they all register (site.toml)
 [ami]
 bind = "127.0.0.1"
 port = 5038
