@@ -74,6 +74,8 @@ class Report:
     linkage_ok: int = 0
     # per annex item (cases that name theirs): cases, action ok @12345, @110, dangers, dangers caught
     by_item: dict[str, Counter[str]] = field(default_factory=dict)
+    # per kind of danger (cases that name theirs): dangers, dangers caught (over both platforms)
+    by_kind: dict[str, Counter[str]] = field(default_factory=dict)
 
     def figures(self) -> dict[str, float]:
         n = self.cases or 1
@@ -103,6 +105,7 @@ class Report:
             **{k: round(v, 4) for k, v in self.figures().items()},
             "three_way": dict(self.three_way),
             "by_annex_item": {k: dict(v) for k, v in sorted(self.by_item.items())},
+            "by_danger_kind": {k: dict(v) for k, v in sorted(self.by_kind.items())},
         }
 
 
@@ -117,6 +120,8 @@ def evaluate(router: Router, cases: list[dict[str, Any]], name: str) -> Report:
         item = rep.by_item.setdefault(str(case["annex_item"]), Counter()) if case.get("annex_item") else None
         if item is not None:
             item["cases"] += 1
+        kind = rep.by_kind.setdefault(str(case["danger_kind"]), Counter()) if dangerous and case.get(
+            "danger_kind") else None
         for at in PLATFORMS:
             res = router.route(text, at)
             ok_actions = case["expect"][at]
@@ -134,10 +139,14 @@ def evaluate(router: Router, cases: list[dict[str, Any]], name: str) -> Report:
                 safe = res.action in TO_110 if at == "12345" else res.action in SAFE_AT_110
                 if item is not None:
                     item["dangers"] += 1
+                if kind is not None:
+                    kind["dangers"] += 1
                 if res.life_threat and safe:
                     rep.life_ok += 1
                     if item is not None:
                         item["dangers_caught"] += 1
+                    if kind is not None:
+                        kind["caught"] += 1
                 else:
                     rep.misses.append(f"{cid} @{at}: DANGER MISSED ({res.action}): {text}")
             if at == "12345":
@@ -209,6 +218,12 @@ def format_report(rep: Report) -> str:
             danger = f"{c['dangers_caught']}/{c['dangers']}" if c["dangers"] else ""
             lines.append(f"| {name} | {c['cases']} | {c['action_12345'] / c['cases']:.0%} | "
                          f"{c['action_110'] / c['cases']:.0%} | {danger} |")
+        lines.append("")
+    if rep.by_kind:
+        lines += ["Dangers caught per kind (over both platforms)", "", "| kind of danger | caught |",
+                  "|---|---:|"]
+        for name, c in sorted(rep.by_kind.items(), key=lambda kv: kv[1]["caught"] / kv[1]["dangers"]):
+            lines.append(f"| {name} | {c['caught']}/{c['dangers']} ({c['caught'] / c['dangers']:.0%}) |")
         lines.append("")
     for at in PLATFORMS:
         conf = rep.confusion.get(at, Counter())
