@@ -69,6 +69,20 @@ def _measure(fn: Callable[[str, str], Any], jobs: list[tuple[str, str]], rounds:
     }
 
 
+def _timed_load(load: Callable[[Path], Any], path: Path) -> tuple[Any, dict[str, Any]]:
+    """Load a model file; how long it took, the memory it holds and the file's size."""
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    model = load(path)
+    stats = {"load_s": round(time.perf_counter() - t0, 4),
+             "memory_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 2),
+             "file_kb": path.stat().st_size // 1024}
+    tracemalloc.stop()
+    return model, stats
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=10)
@@ -84,27 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     rules_only = Router(model=False)
     model_load: dict[str, Any] = {"present": MODEL_FILE.exists()}
     if MODEL_FILE.exists():
-        import tracemalloc
-
-        tracemalloc.start()
-        t0 = time.perf_counter()
-        model = DangerModel.load(MODEL_FILE)
-        model_load["load_s"] = round(time.perf_counter() - t0, 4)
-        model_load["memory_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 2)
-        tracemalloc.stop()
-        model_load["weights"] = len(model.weights)
-        model_load["file_kb"] = MODEL_FILE.stat().st_size // 1024
+        model, stats = _timed_load(DangerModel.load, MODEL_FILE)
+        model_load.update(stats, weights=len(model.weights))
     if CATEGORY_FILE.exists():
-        import tracemalloc
-
-        tracemalloc.start()
-        t0 = time.perf_counter()
-        category = CategoryModel.load(CATEGORY_FILE)
-        model_load["category_load_s"] = round(time.perf_counter() - t0, 4)
-        model_load["category_memory_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 2)
-        tracemalloc.stop()
-        model_load["category_shape"] = [len(category.classes), len(category.index)]
-        model_load["category_file_kb"] = CATEGORY_FILE.stat().st_size // 1024
+        category, stats = _timed_load(CategoryModel.load, CATEGORY_FILE)
+        model_load.update({f"category_{k}": v for k, v in stats.items()},
+                          category_shape=[len(category.classes), len(category.index)])
     texts = [c["text"] for f in sorted(CASES_DIR.glob("*.jsonl")) for c in load_cases(f)]
     texts += [c["text"] for c in load_corpus()]
     jobs = [(t, at) for t in texts for at in ("12345", "110")]

@@ -99,22 +99,25 @@ class DangerModel:
         return cls({str(k): float(v) for k, v in doc["weights"].items()}, float(doc["bias"]),
                    float(doc["threshold"]), meta)
 
-    def judge(self, text: str, *, evidence: int = 4, feats: dict[str, float] | None = None) -> DangerVerdict:
-        feats = features(text) if feats is None else feats
-        contributions = {k: v * self.weights[k] for k, v in feats.items() if k in self.weights}
-        z = self.bias + sum(contributions.values())
-        p = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
-        if p < self.threshold:  # the evidence is only shown for a danger: spare the sort
-            return DangerVerdict(p, False, ())
-        top = sorted((k for k, c in contributions.items() if c > 0), key=lambda k: -contributions[k])
-        shown: list[str] = []
-        for key in top:
-            word = _readable(key)
-            if word not in shown and not any(word in s or s in word for s in shown):
-                shown.append(word)
-            if len(shown) >= evidence:
-                break
-        return DangerVerdict(p, p >= self.threshold, tuple(shown))
+    def judge(self, text: str, *, feats: dict[str, float] | None = None) -> DangerVerdict:
+        """This model alone (the engine scores both models at once: :class:`JointScorer`)."""
+        verdict, _ = _alone(self, lambda: JointScorer(self, None)).score(
+            features(text) if feats is None else feats)
+        assert verdict is not None
+        return verdict
+
+
+def _alone(model: Any, build: Any) -> JointScorer:
+    """The model's own scorer, built once."""
+    scorer = getattr(model, "_scorer", None)
+    if scorer is None:
+        scorer = build()
+        model._scorer = scorer
+    return scorer
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
 def _readable(key: str) -> str:
@@ -136,7 +139,6 @@ class CategoryModel:
         self.index = {f: i for i, f in enumerate(vocab)}
         self.classes = list(classes)
         self.coef = np.asarray(coef, dtype=np.float32)
-        self._rows = np.ascontiguousarray(self.coef.T)  # one row of class weights per feature
         self.intercept = np.asarray(intercept, dtype=np.float32)
         self.rules_weight = float(rules_weight)
         self.meta = meta or {}
@@ -152,21 +154,8 @@ class CategoryModel:
                        z["intercept"], float(z["rules_weight"]), json.loads(str(z["meta"])))
 
     def probabilities(self, feats: dict[str, float]) -> dict[str, float]:
-        np = self._np
-        index = self.index
-        idx: list[int] = []
-        vals: list[float] = []
-        for key, value in feats.items():
-            i = index.get(key)
-            if i is not None:
-                idx.append(i)
-                vals.append(value)
-        if not idx:
-            return {}
-        z = np.asarray(vals, dtype=np.float32) @ self._rows[idx] + self.intercept
-        z = np.exp(z - z.max())
-        p = (z / z.sum()).tolist()
-        return dict(zip(self.classes, p, strict=True))
+        """This model alone (the engine scores both models at once: :class:`JointScorer`)."""
+        return _alone(self, lambda: JointScorer(None, self)).score(feats)[1]
 
 
 class JointScorer:
@@ -217,7 +206,7 @@ class JointScorer:
         if not idx:
             verdict = None
             if self.danger is not None:
-                p0 = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, float(self.bias[-1])))))
+                p0 = _sigmoid(float(self.bias[-1]))
                 verdict = DangerVerdict(p0, p0 >= self.danger.threshold, ())
             return verdict, {}
         v = np.asarray(vals, dtype=np.float32)
@@ -230,9 +219,9 @@ class JointScorer:
             probs = dict(zip(self.classes, (e / e.sum()).tolist(), strict=True))
         verdict = None
         if self.danger is not None:
-            p = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, float(z[-1])))))
+            p = _sigmoid(float(z[-1]))
             shown: list[str] = []
-            if p >= self.danger.threshold:
+            if p >= self.danger.threshold:  # the evidence is only shown for a danger: spare the sort
                 contrib = v * rows[:, -1]
                 for j in np.argsort(-contrib).tolist():
                     if contrib[j] <= 0:

@@ -75,6 +75,22 @@ def _prepare(router: Router, text: str) -> str:
     return clean
 
 
+def _matrix(router: Router, cases: list[dict[str, Any]]) -> tuple[list[str], Any, Any]:
+    """The cases' prepared texts, their feature matrix (features in fewer than MIN_DOCS texts
+    dropped) and the vectorizer that names its columns."""
+    from sklearn.feature_extraction import DictVectorizer
+
+    texts = [_prepare(router, c["text"]) for c in cases]
+    feats = [features(t) for t in texts]
+    doc_freq: dict[str, int] = {}
+    for f in feats:
+        for k in f:
+            doc_freq[k] = doc_freq.get(k, 0) + 1
+    vec = DictVectorizer(sort=True)
+    x = vec.fit_transform([{k: v for k, v in f.items() if doc_freq[k] >= MIN_DOCS} for f in feats])
+    return texts, x, vec
+
+
 def _plain(case: dict[str, Any]) -> bool:
     return not (set(case["expect"]["12345"]) & TO_110)
 
@@ -99,7 +115,6 @@ def _choose_threshold(probs: list[float], labels: list[int], rules: list[bool], 
 
 def train() -> dict[str, Any]:
     import numpy as np
-    from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
@@ -108,18 +123,10 @@ def train() -> dict[str, Any]:
     extra = [{"text": t, "life_threat": False, "expect": {"12345": ["accept"], "110": ["accept"]}}
              for t in dict.fromkeys(neutral_texts(labelled))]
     cases = labelled + extra
-    texts = [_prepare(router, c["text"]) for c in cases]
+    texts, x, vec = _matrix(router, cases)
     labels = np.array([1 if c.get("life_threat") else 0 for c in cases])
     rules_danger = [router.route(c["text"], "12345").life_threat for c in cases]
     plain = [_plain(c) for c in cases]
-    feats = [features(t) for t in texts]
-    doc_freq: dict[str, int] = {}
-    for f in feats:
-        for k in f:
-            doc_freq[k] = doc_freq.get(k, 0) + 1
-    kept = [{k: v for k, v in f.items() if doc_freq[k] >= MIN_DOCS} for f in feats]
-    vec = DictVectorizer(sort=True)
-    x = vec.fit_transform(kept)
 
     def fit(c: float, rows: Any) -> Any:
         model = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", random_state=SEED,
@@ -183,22 +190,14 @@ def train_category() -> dict[str, Any]:
     over the same features; C and the weight of the rules' shares beside its probabilities by
     5-fold cross-validation of the blended category's accuracy on the corpus's dev cases."""
     import numpy as np
-    from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold
 
     router = Router(model=False)
     cases = training_cases()
-    texts = [_prepare(router, c["text"]) for c in cases]
+    _texts, x, vec = _matrix(router, cases)
     y = np.array([c["category"][0] for c in cases])
     shares = [{a["code"]: a["share"] for a in router.route(c["text"], "12345").alternatives} for c in cases]
-    feats = [features(t) for t in texts]
-    doc_freq: dict[str, int] = {}
-    for f in feats:
-        for k in f:
-            doc_freq[k] = doc_freq.get(k, 0) + 1
-    vec = DictVectorizer(sort=True)
-    x = vec.fit_transform([{k: v for k, v in f.items() if doc_freq[k] >= MIN_DOCS} for f in feats])
     judged = [i for i, c in enumerate(cases) if "batch" in c]
 
     def fit(c: float, rows: Any) -> Any:

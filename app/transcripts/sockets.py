@@ -82,9 +82,7 @@ class LiveHub:
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # subscribe/unsubscribe/open/close, one at a time
-        self.delivered = 0
         self.slow_closed = 0
-        self.refused: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return sum(len(w) for w in self._watchers.values())
@@ -100,11 +98,9 @@ class LiveHub:
         Raises :class:`SocketRefused` (limits) or :class:`RedisDown`."""
         async with self._lock:
             if len(self) >= self.max_sockets:
-                self.refused["capacity"] += 1
                 raise SocketRefused(CLOSE_AT_CAPACITY, f"at_capacity: this server has {self.max_sockets} "
                                     "live sockets open; try again later")
             if self._per_token[token] >= self.max_per_token:
-                self.refused["per_token"] += 1
                 raise SocketRefused(CLOSE_TOO_MANY_FOR_TOKEN, f"too_many_sockets: at most "
                                     f"{self.max_per_token} live sockets per token")
             if channel not in self._watchers:
@@ -150,7 +146,6 @@ class LiveHub:
             except TimeoutError:
                 self._slow(watcher, f"a message waited {self.send_timeout_s:g}s to be taken")
                 continue
-            self.delivered += 1
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY, text: str = "server shutting down") -> None:
         for group in list(self._watchers.values()):
