@@ -17,6 +17,8 @@ from hotline.secrets import Secrets
 F = TypeVar("F", bound=Callable[..., Any])
 
 SERVICE, OPERATOR, SUPERVISOR, ADMIN = "service", "operator", "supervisor", "admin"
+DEPARTMENT = "department"  # one handler's staff (hotline.secrets.DEPARTMENT): its own orders only
+PEER = "peer"              # the other platform's installation, known by its signature, not a token
 READERS = (OPERATOR, SUPERVISOR, ADMIN)
 ROLES_ATTR = "_hotline_roles"
 QUERY_TOKEN_ATTR = "_hotline_query_token"
@@ -28,6 +30,7 @@ PUBLIC = "public"
 class Principal:
     name: str
     role: str
+    handler: str | None = None  # departments: the handler (site.toml [[handlers]] id) they work for
 
 
 def requires(*roles: str) -> Callable[[F], F]:
@@ -61,7 +64,8 @@ def presented_token(handler: Any, header: str | None, query: Mapping[str, str]) 
 class TokenBook:
     def __init__(self, secrets: Secrets) -> None:
         self._tokens = {
-            t.encode(): Principal(str(who.get("name", "?")), str(who.get("role", "")))
+            t.encode(): Principal(str(who.get("name", "?")), str(who.get("role", "")),
+                                  str(who["handler"]) if who.get("handler") else None)
             for t, who in secrets.api_tokens.items()
         }
 

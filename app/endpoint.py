@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from app.errors import ApiError
+from hotline.exchange import PartNo
 from hotline.types import CallId, Ticket
 
 F = TypeVar("F", bound=Callable[..., Any])
 SPEC_ATTR = "_hotline_endpoint"
 
-PATH_PARAMS: dict[str, Any] = {"linkedid": CallId, "ticket": Ticket}
+PATH_PARAMS: dict[str, Any] = {"linkedid": CallId, "ticket": Ticket, "part": PartNo}
 
 
 @dataclass(frozen=True)

@@ -152,5 +152,60 @@ class WorkOrderNotUpdated(ApiError):
     message = "segments stored, but the work order could not be updated: send them again"
 
 
+class InvalidTransition(ApiError):
+    status, error_id, message = 409, "work_order.invalid_transition", "the order cannot take that step now"
+
+
+class UnknownHandler(ApiError):
+    status, error_id, message = 400, "work_order.unknown_handler", "no such handler in the site"
+
+
+class PartNotFound(ApiError):
+    status, error_id, message = 404, "work_order.part_not_found", "the work order has no such part"
+
+
+class ReturnWindowClosed(ApiError):
+    status, error_id = 409, "work_order.return_window_closed"
+    message = "a part may be returned only within the return window after dispatch"
+
+
+class ExtensionTooLong(ApiError):
+    status, error_id, message = 400, "work_order.extension_too_long", "the extension asked for is too long"
+
+
+class StaleWorkOrder(ApiError):
+    status, error_id = 409, "work_order.stale"
+    message = "the work order changed meanwhile: read it again and retry"
+
+
+# --- the 12345 <-> 110 exchange ---------------------------------------------------------------------
+class ExchangeUnsigned(ApiError):
+    status, error_id, message = 401, "exchange.unsigned", "the message carries no valid signature headers"
+
+
+class ExchangeUnknownPeer(ApiError):
+    status, error_id, message = 401, "exchange.unknown_peer", "no exchange key for that peer"
+
+
+class ExchangeBadSignature(ApiError):
+    status, error_id, message = 401, "exchange.bad_signature", "the signature does not match the message"
+
+
+class ExchangeStaleTimestamp(ApiError):
+    status, error_id, message = 401, "exchange.stale_timestamp", "the timestamp is outside the window"
+
+
+class ExchangeReplayed(ApiError):
+    status, error_id, message = 409, "exchange.replayed", "that nonce was already used: a replayed message"
+
+
+class ExchangeInvalidMessage(ApiError):
+    status, error_id, message = 400, "exchange.invalid_message", "the message does not follow the schema"
+
+
+class ExchangeUnknownOrder(ApiError):
+    status, error_id, message = 404, "exchange.unknown_order", "no order here matches the message"
+
+
 class RulesNotReloaded(ApiError):
     status, error_id, message = 400, "route.reload_failed", "the routing rules were not reloaded"

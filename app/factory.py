@@ -19,6 +19,10 @@ from app.calls import http as calls_http
 from app.calls.context import CallContext
 from app.calls.services import CallService
 from app.db import Database, make_engine, upgrade_engine
+from app.exchange import http as exchange_http
+from app.exchange.outbox import Outbox, Sender
+from app.exchange.receiver import Receiver
+from app.exchange.wiring import ExchangeKeys, Transport, retry_ceiling
 from app.harassment import http as harassment_http
 from app.harassment.services import HarassmentService
 from app.health import setup_routes as health_routes
@@ -31,11 +35,18 @@ from app.transcripts import live
 from app.transcripts.services import TranscriptService
 from app.transcripts.sockets import LiveHub
 from app.work_orders import http as work_orders_http
+from app.work_orders import loop_http
 from app.work_orders.alerts import LifeThreatAlerts
 from app.work_orders.creator import WorkOrderCreator
+from app.work_orders.deadlines import calendar_of, limits_of
 from app.work_orders.dispatch import known_districts
+from app.work_orders.handlers import Handlers
+from app.work_orders.handover import Handover
+from app.work_orders.loop import WorkOrderLoop
 from app.work_orders.services import WorkOrderService
+from app.work_orders.sweep import DeadlineSweep
 from hotline.redis_client import connect
+from hotline.redis_keys import WORK_ORDERS_CHANNEL
 from hotline.secrets import Secrets, load_secrets
 from hotline.settings import Settings
 from hotline.site import Site, load_site
@@ -71,6 +82,8 @@ def create_app(
     transcripts_http.setup_routes(app)
     live.setup_routes(app)
     work_orders_http.setup_routes(app)
+    loop_http.setup_routes(app)
+    exchange_http.setup_routes(app)
     # flows: call_flows.flows.FlowService / ConferenceFlows, wired in by `hotline up`
     flows_api.setup_routes(app, flows, conference_flows)
     return app
@@ -135,12 +148,43 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[keys.WORK_ORDER_CREATOR] = WorkOrderCreator(db, transcripts, calls, app[keys.ROUTER],
                                                     transcript_notifier, alerts, districts,
                                                     tag_ticket=flows.tag_ticket if flows else None)
-    app[keys.WORK_ORDERS] = WorkOrderService(db, calls, app[keys.ROUTER], transcript_notifier, districts)
+    site = app[keys.SITE]
+    settings = app[keys.SETTINGS]
+    outbox = Outbox()
+
+    def publish(message: dict[str, Any]) -> None:
+        calls.notifier.send((WORK_ORDERS_CHANNEL,), message)
+
+    loop = WorkOrderLoop(db, Handlers(site), limits_of(site.deadlines), calendar_of(site.deadlines), outbox,
+                         publish, repeat_window_s=site.deadlines.repeat_window_h * 3600,
+                         transcript_base=settings.api_base_url or f"http://{settings.api_host}:{settings.api_port}")
+    exchange_keys = ExchangeKeys(site, app[keys.SECRETS])
+    receiver = Receiver(db, loop, exchange_keys, site.exchange.platforms, site.exchange.window_s)
+    transport = Transport(site, receiver)
+    ceilings = retry_ceiling(site)
+    sender = Sender(db, outbox, transport, exchange_keys, retry_max_s=lambda peer: ceilings.get(peer, 60.0))
+    sweep = DeadlineSweep(db, site.deadlines.urge_after_h, publish, interval_s=site.deadlines.sweep_s,
+                          also=receiver.prune_nonces)
+    handover = Handover(calls, loop)
+    calls.watchers.append(handover.watch)
+    app[keys.LOOP] = loop
+    app[keys.RECEIVER] = receiver
+    app[keys.SENDER] = sender
+    app[keys.SWEEP] = sweep
+    app[keys.WORK_ORDERS] = WorkOrderService(db, calls, app[keys.ROUTER], transcript_notifier, districts,
+                                             loop=loop)
     calls.notifier.start()
     transcript_notifier.start()
+    if site.exchange.enabled:
+        sender.start()
+        sweep.start()
     try:
         yield
     finally:
+        await handover.stop()
+        await sweep.stop()
+        await sender.stop()
+        await transport.close()
         await alerts.stop()
         await transcript_notifier.stop()
         await calls.notifier.stop()

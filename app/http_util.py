@@ -123,6 +123,15 @@ def ticket(request: web.Request) -> str:
     return value
 
 
+def part_number(request: web.Request) -> int:
+    """The ``{part}`` of the URL: a part's number, 1-999."""
+    value = request.match_info["part"]
+    if not (value.isascii() and value.isdigit() and len(value) <= 3 and 1 <= int(value) <= 999):
+        raise ValidationFailed("path.part: a part number 1-999",
+                               details=[{"loc": ["path", "part"], "msg": "a part number 1-999"}])
+    return int(value)
+
+
 def dumps(data: Any) -> str:
     """JSON as UTF-8 text: Chinese stays readable (no ``\\uXXXX``)."""
     return json.dumps(data, ensure_ascii=False)

@@ -10,6 +10,8 @@ from aiohttp import web
 from app.auth import Principal, TokenBook
 from app.calls.services import CallService
 from app.db import Database
+from app.exchange.outbox import Sender
+from app.exchange.receiver import Receiver
 from app.harassment.services import HarassmentService
 from app.notifier import EventNotifier, TranscriptNotifier
 from app.redis_link import RedisLink
@@ -17,7 +19,9 @@ from app.route_api import RouterHolder
 from app.transcripts.services import TranscriptService
 from app.transcripts.sockets import LiveHub
 from app.work_orders.creator import WorkOrderCreator
+from app.work_orders.loop import WorkOrderLoop
 from app.work_orders.services import WorkOrderService
+from app.work_orders.sweep import DeadlineSweep
 from call_flows.flows import ConferenceFlows, FlowService
 from hotline.secrets import Secrets
 from hotline.settings import Settings
@@ -40,5 +44,9 @@ TRANSCRIPTS = web.AppKey("transcripts", TranscriptService)
 WORK_ORDERS = web.AppKey("work_orders", WorkOrderService)
 WORK_ORDER_CREATOR = web.AppKey("work_order_creator", WorkOrderCreator)
 LIVE_SOCKETS = web.AppKey("live_sockets", LiveHub)
+LOOP = web.AppKey("work_order_loop", WorkOrderLoop)
+RECEIVER = web.AppKey("exchange_receiver", Receiver)
+SENDER = web.AppKey("exchange_sender", Sender)
+SWEEP = web.AppKey("deadline_sweep", DeadlineSweep)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -121,10 +121,11 @@ class WorkOrderRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     ticket: Mapped[str] = mapped_column(String(32), unique=True)
-    linkedid: Mapped[str] = mapped_column(String(64), unique=True)
+    # None for an order the other platform sent: it has no call here (its call is on the peer's side).
+    linkedid: Mapped[str | None] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(8))
     service: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))  # app.work_orders.lifecycle.State
     category_code: Mapped[str | None] = mapped_column(String(8))
     category_name: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
@@ -142,11 +143,168 @@ class WorkOrderRow(Base):
     updated_at: Mapped[float] = mapped_column(Double())
     confirmed_by: Mapped[str | None] = mapped_column(String(128))
     confirmed_at: Mapped[float | None] = mapped_column(Double())
+    # The closed loop (0003): who called, what they asked for, where it came from, how it ended.
+    caller: Mapped[str | None] = mapped_column(String(32))
+    contact: Mapped[str | None] = mapped_column(String(32))  # a callback number other than the caller's
+    confidential: Mapped[bool] = mapped_column(Boolean(), default=False)  # 保密: caller asked to stay unnamed
+    request_kind: Mapped[str | None] = mapped_column(String(16))  # app.work_orders.deadlines.RequestKind
+    words: Mapped[str | None] = mapped_column(Text())  # the caller's words, for an order sent by a peer
+    origin: Mapped[str | None] = mapped_column(String(8))  # the platform that sent it; None: taken here
+    peer_ticket: Mapped[str | None] = mapped_column(String(32))  # the order's number on the other platform
+    peer_transcript: Mapped[str | None] = mapped_column(String(256))
+    merged_into: Mapped[str | None] = mapped_column(String(32))
+    closed_at: Mapped[float | None] = mapped_column(Double())
+    version: Mapped[int] = mapped_column(Integer(), default=0)  # bumped by every transition
 
     __table_args__ = (
         Index("ix_work_orders_status_created", "status", "created_at"),
         Index("ix_work_orders_service_created", "service", "created_at"),
+        Index("ix_work_orders_caller_created", "caller", "created_at"),
+        Index("ix_work_orders_origin_peer_ticket", "origin", "peer_ticket"),
     )
+
+
+class WorkOrderPartRow(Base):
+    """One handler's part of a work order (110, a district government, a department): its own state,
+    clock and answer. ``no`` numbers the parts of an order from 1."""
+
+    __tablename__ = "work_order_parts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket: Mapped[str] = mapped_column(String(32))
+    no: Mapped[int] = mapped_column(Integer())
+    handler: Mapped[str] = mapped_column(String(32))       # a site handler id, or a platform ("110")
+    handler_kind: Mapped[str] = mapped_column(String(16))  # platform | local_government | department
+    handler_name: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(24))
+    dispatched_at: Mapped[float] = mapped_column(Double())
+    dispatched_by: Mapped[str] = mapped_column(String(128))
+    sign_due_at: Mapped[float] = mapped_column(Double())
+    warn_at: Mapped[float] = mapped_column(Double())
+    due_at: Mapped[float] = mapped_column(Double())
+    calendar_covered: Mapped[bool] = mapped_column(Boolean())  # False: counted Monday-Friday only
+    signed_at: Mapped[float | None] = mapped_column(Double())
+    replied_at: Mapped[float | None] = mapped_column(Double())
+    overdue_at: Mapped[float | None] = mapped_column(Double())
+    result: Mapped[str | None] = mapped_column(Text())
+    extension: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    returned: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # The mirror of this part on the other platform (a part sent to it, or one received from it).
+    peer: Mapped[str | None] = mapped_column(String(8))
+    peer_ticket: Mapped[str | None] = mapped_column(String(32))
+    peer_part: Mapped[int | None] = mapped_column(Integer())
+    updated_at: Mapped[float] = mapped_column(Double())
+
+    __table_args__ = (
+        UniqueConstraint("ticket", "no", name="uq_work_order_parts_ticket_no"),
+        Index("ix_work_order_parts_handler_state", "handler", "state"),
+        Index("ix_work_order_parts_state_due", "state", "due_at"),
+        Index("ix_work_order_parts_state_warn", "state", "warn_at"),
+        Index("ix_work_order_parts_state_sign_due", "state", "sign_due_at"),
+        Index("ix_work_order_parts_peer", "peer", "peer_ticket", "peer_part"),
+    )
+
+
+class WorkOrderHistoryRow(Base):
+    """Every transition of an order or of one of its parts, appended and never changed."""
+
+    __tablename__ = "work_order_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket: Mapped[str] = mapped_column(String(32))
+    part: Mapped[int | None] = mapped_column(Integer())  # the part's ``no``; None for the order itself
+    step: Mapped[str] = mapped_column(String(24))
+    from_state: Mapped[str | None] = mapped_column(String(24))
+    to_state: Mapped[str] = mapped_column(String(24))
+    who: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[float] = mapped_column(Double())
+    note: Mapped[str | None] = mapped_column(Text())
+    data: Mapped[dict[str, Any]] = mapped_column(JSON())
+
+    __table_args__ = (Index("ix_work_order_history_ticket_at", "ticket", "at"),
+                      Index("ix_work_order_history_step_at", "step", "at"))
+
+
+class DeadlineAlertRow(Base):
+    """A warning, an overdue mark or a 催办/督办 notice, fired once: the unique key is what keeps two
+    app instances (or a restarted one) from firing it twice."""
+
+    __tablename__ = "deadline_alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    part_id: Mapped[int] = mapped_column(BigInteger())
+    ticket: Mapped[str] = mapped_column(String(32))
+    handler: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))  # warning | sign_overdue | overdue | urge
+    level: Mapped[int] = mapped_column(Integer())  # urge: 1 handler, 2 its supervisor, 3 leading group
+    due_at: Mapped[float] = mapped_column(Double())
+    fired_at: Mapped[float] = mapped_column(Double())
+
+    __table_args__ = (
+        UniqueConstraint("part_id", "kind", "level", "due_at", name="uq_deadline_alerts_once"),
+        Index("ix_deadline_alerts_ticket", "ticket"),
+        Index("ix_deadline_alerts_fired_at", "fired_at"),
+    )
+
+
+class OutboxRow(Base):
+    """A message to the other platform, written in the transaction of the change it reports and
+    delivered by the sender until acknowledged."""
+
+    __tablename__ = "exchange_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    peer: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(32))
+    ticket: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text())
+    created_at: Mapped[float] = mapped_column(Double())
+    attempts: Mapped[int] = mapped_column(Integer())
+    next_at: Mapped[float] = mapped_column(Double())
+    claimed_until: Mapped[float | None] = mapped_column(Double())
+    delivered_at: Mapped[float | None] = mapped_column(Double())
+    last_error: Mapped[str | None] = mapped_column(String(256))
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+
+    __table_args__ = (Index("ix_exchange_outbox_pending", "delivered_at", "next_at"),
+                      Index("ix_exchange_outbox_ticket", "ticket"))
+
+
+class InboxRow(Base):
+    """Every message that reached this installation's exchange endpoint, applied or refused.
+    ``applied_key`` (peer and message id, set only once applied) makes the receiver idempotent."""
+
+    __tablename__ = "exchange_inbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    peer: Mapped[str | None] = mapped_column(String(8))
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str | None] = mapped_column(String(32))
+    ticket: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[float] = mapped_column(Double())
+    outcome: Mapped[str] = mapped_column(String(16))  # applied | duplicate | refused
+    error_id: Mapped[str | None] = mapped_column(String(64))
+    applied_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    body: Mapped[str] = mapped_column(Text())
+
+    __table_args__ = (Index("ix_exchange_inbox_received_at", "received_at"),)
+
+
+class NonceRow(Base):
+    """Nonces of signed messages seen within the timestamp window: a replay carries a used one."""
+
+    __tablename__ = "exchange_nonces"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    peer: Mapped[str] = mapped_column(String(8))
+    nonce: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Double())
+
+    __table_args__ = (UniqueConstraint("peer", "nonce", name="uq_exchange_nonces_peer_nonce"),
+                      Index("ix_exchange_nonces_at", "at"))
 
 
 class WorkOrderCorrectionRow(Base):

@@ -31,6 +31,10 @@ def transfer_claim(linkedid: str) -> str:
 # Pub/sub channel carrying every call event as JSON.
 EVENTS_CHANNEL = f"{PREFIX}:events"
 
+# Pub/sub channel of the closed loop: every work-order transition and deadline alert (warning,
+# overdue, 催办/督办), as JSON with ``type`` "work_order_step" or "deadline_alert".
+WORK_ORDERS_CHANNEL = f"{PREFIX}:work_orders"
+
 # Counters.
 COUNTERS = f"{PREFIX}:counters"
 

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from hotline.contracts import Service
+from hotline.loop_site import DeadlinesTable, ExchangeTable, HandlerTable, check_handlers
 from hotline.types import LinkageHotline, PhoneNumber, SeatId, Text
 
 
@@ -178,7 +179,7 @@ class TranscriptionTable(_Table):
 # Tables that may be left out: a missing one is read as empty, so its own defaults apply and a
 # required key inside it is reported by its full name (``numbers.12345``), not as the table.
 _TABLES = ("site", "sip", "ami", "agi", "trunk", "numbers", "seats", "queues", "flows", "feature_codes",
-           "supervisor_codes", "linkage", "transcription")
+           "supervisor_codes", "linkage", "transcription", "deadlines", "exchange")
 
 
 class SiteFile(_Table):
@@ -198,6 +199,9 @@ class SiteFile(_Table):
     linkage: dict[LinkageHotline, DialString]  # hotline -> where Asterisk dials it
     linkage_trunk: LinkageTrunkTable | None = None  # the gateway towards the hotlines
     transcription: TranscriptionTable
+    handlers: tuple[HandlerTable, ...] = ()
+    deadlines: DeadlinesTable
+    exchange: ExchangeTable
 
     @model_validator(mode="before")
     @classmethod
@@ -221,6 +225,9 @@ class SiteFile(_Table):
                                       *ASTERISK_TRANSFER_CODES])
         _no_prefixes("supervisor code", [self.supervisor_codes.listen, self.supervisor_codes.whisper,
                                          self.supervisor_codes.barge])
+        check_handlers(self.handlers)
+        if here := sorted(set(self.exchange.peers) & set(self.exchange.platforms)):
+            raise ValueError(f"exchange.peers: {here} is taken here (exchange.platforms), not a peer")
         return self
 
 
@@ -266,6 +273,9 @@ class Site:
     auto_handover_110: bool = False    # a life threat heard at 12345 starts the 110 three-way at once
     phrases: tuple[str, ...] = ()      # local place and road names the recognizer should know
     qualify_s: int = 30                # SIP OPTIONS to each registered phone (0: off)
+    handlers: tuple[HandlerTable, ...] = ()  # departments and local governments (承办单位)
+    deadlines: DeadlinesTable = field(default_factory=DeadlinesTable)
+    exchange: ExchangeTable = field(default_factory=ExchangeTable)
 
     @classmethod
     def from_file(cls, f: SiteFile) -> Site:
@@ -286,6 +296,7 @@ class Site:
             linkage_trunk=(f.linkage_trunk.host, f.linkage_trunk.port) if f.linkage_trunk else None,
             transcribe=f.transcription.enabled, auto_handover_110=f.transcription.auto_handover_110,
             phrases=f.transcription.phrases, qualify_s=f.sip.qualify_s,
+            handlers=f.handlers, deadlines=f.deadlines, exchange=f.exchange,
         )
 
     @property
@@ -301,6 +312,14 @@ class Site:
             if seat in self.operators[svc] or seat in self.linkage[svc]:
                 return svc
         return None
+
+    @property
+    def secret_needs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What :func:`hotline.secrets.ensure_secrets` makes beyond seats: handler tokens, peer keys."""
+        return tuple(h.id for h in self.handlers), tuple(p.value for p in self.exchange.peers)
+
+    def handler(self, handler_id: str) -> HandlerTable | None:
+        return next((h for h in self.handlers if h.id == handler_id), None)
 
     def with_ports(self, *, sip_port: int, ami_port: int, agi_port: int, rtp_start: int) -> Site:
         return replace(

@@ -28,6 +28,10 @@ NUMBER_RE = re.compile(r"[0-9*#+]{1,32}")
 # A work-order ticket: platform prefix, date, sequence (12345-20261202-000123, 110-...).
 TICKET_RE = re.compile(r"(12345|110)-[0-9]{8}-[0-9]{4,8}")
 EVENT_ID_RE = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+# A handler (承办单位) of the site: lower-case letters, digits, - and _ (a department's API name).
+HANDLER_RE = re.compile(r"[a-z][a-z0-9_-]{1,31}")
+# An annex category code: A01-A16, B1-B7, C1-C4, D1-D7, X.
+CATEGORY_RE = re.compile(r"[A-Z][0-9]{0,2}")
 
 MAX_EPOCH = 1e11  # year 5138: anything later is a unit error (milliseconds sent as seconds)
 
@@ -60,6 +64,8 @@ SeatId = Annotated[str, _pattern(SEAT_RE)]
 PhoneNumber = Annotated[str, _pattern(NUMBER_RE)]
 Ticket = Annotated[str, _pattern(TICKET_RE)]
 EventId = Annotated[str, _pattern(EVENT_ID_RE)]
+HandlerId = Annotated[str, _pattern(HANDLER_RE)]
+CategoryCode = Annotated[str, _pattern(CATEGORY_RE)]
 EpochSeconds = Annotated[float, Field(ge=0, lt=MAX_EPOCH, allow_inf_nan=False)]
 Platform = Service
 LinkageHotline = Annotated[str, StringConstraints(strict=True), AfterValidator(

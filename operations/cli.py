@@ -37,7 +37,7 @@ def _instance(settings: Settings):  # noqa: ANN202
     from operations.asterisk_runtime import AsteriskInstance
 
     site = load_site(settings.site_file)
-    secrets = ensure_secrets(settings.secrets_file, site.all_seats)
+    secrets = ensure_secrets(settings.secrets_file, site.all_seats, *site.secret_needs)
     return AsteriskInstance(rootfs=settings.asterisk_rootfs, name=settings.asterisk_instance,
                             conf_dir=settings.conf_dir, site=site, secrets=secrets,
                             agi_host=site.agi_host, agi_port=settings.agi_port,
@@ -51,7 +51,7 @@ def cmd_setup(settings: Settings, _args: argparse.Namespace) -> int:
 
     site = load_site(settings.site_file)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    ensure_secrets(settings.secrets_file, site.all_seats)
+    ensure_secrets(settings.secrets_file, site.all_seats, *site.secret_needs)
     print(f"secrets: {settings.secrets_file}")
     build_rootfs(settings.asterisk_rootfs)
     print(f"asterisk runtime: {settings.asterisk_rootfs}")
@@ -122,7 +122,7 @@ def dialplan_check(settings: Settings) -> list[str]:
 
     problems: list[str] = []
     site = load_site(settings.site_file)
-    secrets = ensure_secrets(settings.secrets_file, site.all_seats)
+    secrets = ensure_secrets(settings.secrets_file, site.all_seats, *site.secret_needs)
     with tempfile.TemporaryDirectory() as tmp:
         render(settings.conf_dir, Path(tmp), site, secrets, agi_host=site.agi_host,
                agi_port=settings.agi_port)

@@ -195,7 +195,8 @@ class Stack:
 
     async def start(self) -> None:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self.secrets = ensure_secrets(self.settings.secrets_file, self.site.all_seats)
+        self.secrets = ensure_secrets(self.settings.secrets_file, self.site.all_seats,
+                                      *self.site.secret_needs)
         await asyncio.to_thread(self.start_redis_server)
         # the process's one Redis client: the API, the flows, the AMI listener and the taps share it
         self.redis = connect(self.settings.redis_url, max_connections=self.settings.redis_max_connections)

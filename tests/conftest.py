@@ -28,7 +28,8 @@ from operations.redis_server import RedisServer
 T = TypeVar("T")
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-PG_TABLES = ("calls", "call_events", "audit_log", "transcript_segments", "work_orders",
+PG_TABLES = ("calls", "call_events", "audit_log", "transcript_segments", "work_orders", "work_order_parts",
+             "work_order_history", "deadline_alerts", "exchange_outbox", "exchange_inbox", "exchange_nonces",
              "work_order_corrections")
 
 

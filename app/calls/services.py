@@ -78,6 +78,8 @@ class CallService:
         self.notifier = notifier
         self.clock = clock
         self.context = CallContext(db)
+        # Told of every batch of newly stored events after it committed (the closed loop's handover).
+        self.watchers: list[Callable[[list[dict[str, Any]]], None]] = []
         # Statements are built once so SQLAlchemy's compiled cache always hits on the hot path.
         upsert_into = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         self._insert_events = (
@@ -103,7 +105,7 @@ class CallService:
         """Store new events (a replayed ``event_id`` is ignored) and refresh the calls they touch."""
         async with self.db.write() as conn:
             stored = await self._record_on(conn, events)
-        self.notifier.publish(stored)
+        self._published(stored)
         return RecordResult(received=len(events), new=len(stored))
 
     async def record_in(self, conn: AsyncConnection, events: list[CallEvent]) -> list[dict[str, Any]]:
@@ -113,7 +115,15 @@ class CallService:
 
     def announce(self, stored: list[dict[str, Any]]) -> None:
         """Broadcast events stored by :meth:`record_in` (after their transaction committed)."""
+        self._published(stored)
+
+    def _published(self, stored: list[dict[str, Any]]) -> None:
         self.notifier.publish(stored)
+        for watch in self.watchers if stored else ():
+            try:
+                watch(stored)
+            except Exception:  # a watcher's failure is its own; the events are stored and published
+                log.exception("call event watcher failed")
 
     async def _record_on(self, conn: AsyncConnection, events: Iterable[CallEvent]) -> list[dict[str, Any]]:
         now = self.clock()
@@ -195,7 +205,7 @@ class CallService:
                 conn, who, "set_outcome", linkedid, {"outcome": req.outcome.value, "detail": req.detail}
             )
             call = await self._call_row(conn, linkedid)
-        self.notifier.publish(stored)
+        self._published(stored)
         assert call is not None
         return call
 

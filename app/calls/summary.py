@@ -133,7 +133,8 @@ def _bridge_outcome(by_type: dict[str, list[Mapping[str, Any]]], service: str | 
 def _ticket_outcome(by_type: dict[str, list[Mapping[str, Any]]]) -> dict:
     """A call kept on this platform whose work order (工单/警单) an operator confirmed ended with a
     ticket; the ticket number is the detail."""
-    confirmed = [e for e in by_type.get(T.WORK_ORDER.value, []) if e["data"].get("status") == "confirmed"]
+    confirmed = [e for e in by_type.get(T.WORK_ORDER.value, [])
+                 if e["data"].get("status") in ("accepted", "confirmed")]  # "confirmed": before 0003
     if not confirmed:
         return {}
     return {"outcome": Outcome.TICKET_CREATED.value,

@@ -82,6 +82,7 @@ class WorkOrderCreator:
         text = caller_text(finals)
         result = await asyncio.to_thread(router.route, text, service)
         fields = draft_fields(result, finals, self.districts)
+        fields.update(words=text[:8000], caller=(call or {}).get("caller") or (current or {}).get("caller"))
         danger = trigger_sentence(result, text) if result.life_threat else None
         written = await self._write(linkedid, service, fields, danger)
         if written is None:
@@ -111,8 +112,11 @@ class WorkOrderCreator:
                     return None  # another writer got there with as many words or more
                 if row["status"] == DRAFT:
                     values = {**fields, "service": service, "kind": kind_of(service)}
-                else:  # confirmed: the operator's version stays; the engine's answer is kept beside it
-                    values = {"suggestion": {**fields, "at": now},
+                else:  # accepted: the operator's version stays; the engine's answer is kept beside it
+                    values = {"words": fields["words"],
+                              "suggestion": {**{k: v for k, v in fields.items() if k not in ("words",
+                                                                                             "caller")},
+                                             "at": now},
                               "caller_segments": fields["caller_segments"]}
                 values["updated_at"] = now
             alert = None

@@ -10,14 +10,16 @@ from pydantic_core import PydanticCustomError
 from app.schemas import Answer, Body
 from app.work_orders.store import STATUSES
 from hotline.platforms import Service
-from hotline.types import LinkageHotline, Text, Ticket
+from hotline.types import CategoryCode, LinkageHotline, Text, Ticket
 
 MAX_LIMIT = 500
 MAX_ADDRESS = 256
 MAX_SUMMARY = 256
 FIELDS = ("category", "action", "life_threat", "linkage", "address", "summary")
 CorrectableField = Literal["category", "action", "life_threat", "linkage", "address", "summary"]
-Status = Literal["draft", "confirmed"]
+Status = Literal["draft", "accepted", "dispatched", "signed", "in_progress", "extension_requested",
+                 "extended",
+                 "returned", "replied", "callback", "closed", "reopened", "merged", "resolved_on_call"]
 assert set(STATUSES) == set(Status.__args__)  # type: ignore[attr-defined]  # one list of states
 
 
@@ -30,7 +32,6 @@ def absent(description: str | None = None) -> Any:
     return Field(None, description=description, json_schema_extra=_no_default)
 
 
-CategoryCode = Annotated[str, Field(strict=True, pattern=r"^[A-Z][0-9]{0,2}$")]
 ActionName = Annotated[str, Field(strict=True, pattern=r"^[a-z_0-9]{1,32}$")]
 
 
@@ -60,7 +61,8 @@ class Corrections(Body):
     life_threat: StrictBool = absent()  # type: ignore[assignment]
     linkage: Hotlines = absent("the hotlines to link, each once")  # type: ignore[assignment]
     address: Text(MAX_ADDRESS) | None = None  # type: ignore[valid-type]
-    summary: Annotated[Text(MAX_SUMMARY), AfterValidator(_summary)] = absent()  # type: ignore[valid-type,assignment]
+    summary: Annotated[Text(MAX_SUMMARY), AfterValidator(_summary)] = absent(  # type: ignore[valid-type,assignment]
+    )
 
 
 class ConfirmBody(Body):

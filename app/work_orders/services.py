@@ -1,8 +1,8 @@
 """Work orders for operators: read (audited), list, confirm with corrections, and the corrections made.
 
-Confirming is a one-way transition ``draft -> confirmed``; confirming twice is refused. Each field an
-operator changes is kept beside the engine's value in ``work_order_corrections``, so the routing engine
-can be measured against what operators decided.
+Confirming is the lifecycle's ``accept`` step (``draft -> accepted``, 受理); confirming twice is refused.
+Each field an operator changes is kept beside the engine's value in ``work_order_corrections``, so the
+routing engine can be measured against what operators decided.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ from app.notifier import TranscriptNotifier
 from app.work_orders import corrections
 from app.work_orders.creator import RouterSource
 from app.work_orders.dispatch import dispatch_for
+from app.work_orders.history import Moves
+from app.work_orders.lifecycle import State
+from app.work_orders.loop import WorkOrderLoop, classify
 from app.work_orders.schemas import Corrections
-from app.work_orders.store import CONFIRMED, load, work_order_event, work_order_json
+from app.work_orders.store import DRAFT, load, work_order_event, work_order_json
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,15 @@ def _district(dispatch: list[dict[str, Any]]) -> str | None:
 
 class WorkOrderService:
     def __init__(self, db: Database, calls: CallService, router: RouterSource, notifier: TranscriptNotifier,
-                 districts: tuple[str, ...] = (), clock: Callable[[], float] = time.time) -> None:
+                 districts: tuple[str, ...] = (), clock: Callable[[], float] = time.time,
+                 loop: WorkOrderLoop | None = None) -> None:
         self.db = db
         self.calls = calls
         self.router = router
         self.notifier = notifier
         self.districts = districts
         self.clock = clock
+        self.loop = loop  # publishes the accept step with the closed loop's other moves
 
     async def find(self, linkedid: str) -> dict[str, Any] | None:
         """The call's work order, unaudited: for callers that audit the access themselves."""
@@ -96,7 +101,7 @@ class WorkOrderService:
             row = await load(conn, ticket=ticket, for_update=True)
             if row is None:
                 raise WorkOrderNotFound(f"no work order {ticket}", details={"ticket": ticket})
-            if row["status"] == CONFIRMED:
+            if row["status"] != DRAFT:
                 raise WorkOrderAlreadyConfirmed(
                     f"{ticket} was confirmed by {row['confirmed_by']}",
                     details={"ticket": ticket, "confirmed_by": row["confirmed_by"],
@@ -115,16 +120,26 @@ class WorkOrderService:
                 places.append(_district(row["dispatch"]) or "")
             dispatch = dispatch_for(merged["action"], merged["life_threat"], merged["category_code"], places,
                                     self.districts)
-            values = {**changes, "status": CONFIRMED, "confirmed_by": who.name, "confirmed_at": now,
-                      "updated_at": now, "dispatch": dispatch}
+            call = await self.calls.exists(row["linkedid"]) if row["linkedid"] else None
+            values = {**changes, "status": State.ACCEPTED.value, "confirmed_by": who.name,
+                      "confirmed_at": now,
+                      "updated_at": now, "dispatch": dispatch, "version": row["version"] + 1,
+                      "caller": row["caller"] or (call or {}).get("caller"),
+                      "request_kind": classify(" ".join(filter(None, (row["words"], merged["summary"]))),
+                                               merged["life_threat"], merged["linkage"])}
             await conn.execute(update(W).where(W.id == row["id"]).values(**values))
             if made:
                 await conn.execute(insert(C), made)
+            moves = Moves(conn, who, now)
+            await moves.append(ticket, None, "accept", DRAFT, State.ACCEPTED.value, None,
+                               {"corrected": [m["field"] for m in made]})
             wo = work_order_json({**row, **values})
-            stored = await self.calls.record_in(conn, [work_order_event(wo, "confirmed", now)])
+            stored = await self.calls.record_in(conn, [work_order_event(wo, "accepted", now)])
             await self.calls.audit_in(conn, who, "confirm_work_order", row["linkedid"],
                                       {"ticket": ticket, "corrected": [m["field"] for m in made]})
         self.calls.announce(stored)
+        if self.loop is not None:
+            self.loop.published(moves)
         self.notifier.to_call(wo["call"], {"type": "work_order", "call": wo["call"], "work_order": wo})
         return {"work_order": wo, "corrections": [correction_json(m) for m in made]}
 

@@ -10,10 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import WorkOrderRow as W
 from app.transcripts import transcript_link
+from app.work_orders.lifecycle import State
 from hotline.contracts import CallEvent, CallEventType
 
-DRAFT, CONFIRMED = "draft", "confirmed"
-STATUSES = (DRAFT, CONFIRMED)
+DRAFT, ACCEPTED = State.DRAFT.value, State.ACCEPTED.value
+STATUSES = tuple(s.value for s in State)
 COLUMNS = tuple(c for c in W.__table__.columns.keys() if c != "id")
 # What the engine decides and an operator may see differently (kept apart once confirmed).
 ENGINE_FIELDS = ("category_code", "category_name", "action", "life_threat", "linkage", "address", "slots",
@@ -54,7 +55,7 @@ def work_order_json(row: Mapping[Any, Any]) -> dict[str, Any]:
         "slots": dict(row["slots"] or {}),
         "summary": row["summary"],
         "dispatch": list(row["dispatch"] or []),
-        "transcript": transcript_link(row["linkedid"]),
+        "transcript": transcript_link(row["linkedid"]) if row["linkedid"] else row.get("peer_transcript"),
         "rules_version": row["rules_version"],
         "caller_segments": row["caller_segments"],
         "created_at": row["created_at"],
@@ -63,6 +64,15 @@ def work_order_json(row: Mapping[Any, Any]) -> dict[str, Any]:
         "confirmed_at": row["confirmed_at"],
         "suggestion": suggestion or None,
         "alert": row["alert"],
+        "caller": row.get("caller"),
+        "contact": row.get("contact"),
+        "confidential": bool(row.get("confidential")),
+        "request_kind": row.get("request_kind"),
+        "words": row.get("words"),
+        "origin": row.get("origin"),
+        "peer_ticket": row.get("peer_ticket"),
+        "merged_into": row.get("merged_into"),
+        "closed_at": row.get("closed_at"),
     }
 
 
@@ -72,7 +82,7 @@ def context_json(wo: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def work_order_event(wo: Mapping[str, Any], what: str, at: float) -> CallEvent:
-    """A ``work_order`` call event: created or confirmed (each once per call: the id is fixed)."""
+    """A ``work_order`` call event: created or accepted (each once per call: the id is fixed)."""
     return CallEvent(
         event_id=f"{wo['call']}:work_order:{what}", linkedid=wo["call"], type=CallEventType.WORK_ORDER, at=at,
         source="api",

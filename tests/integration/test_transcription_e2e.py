@@ -359,7 +359,7 @@ async def test_work_order_fills_itself_from_the_callers_words(stack: Stack, seat
             confirmed = answer["work_order"]
         async with http.post(f"{stack.api_url}/api/work-orders/{last['ticket']}/confirm", json={}) as r:
             assert r.status == 409
-    assert confirmed["status"] == "confirmed" and confirmed["confirmed_by"]
+    assert confirmed["status"] == "accepted" and confirmed["confirmed_by"]
     assert [c["field"] for c in answer["corrections"]] == ["summary"], "the correction is kept"
     c = await api.get(f"/api/calls/{lid}")
     types = [e["type"] for e in c["timeline"]]

@@ -232,7 +232,7 @@ async def test_confirm_with_corrections_keeps_them_and_refuses_a_second_time(wap
                                    json={"corrections": fixes})
     assert status == 200, body
     wo = body["work_order"]
-    assert (wo["status"], wo["confirmed_by"]) == ("confirmed", "test-operator") and wo["confirmed_at"]
+    assert (wo["status"], wo["confirmed_by"]) == ("accepted", "test-operator") and wo["confirmed_at"]
     assert wo["category"] == {"code": "A02", "name": "市容环境类"}
     assert (wo["summary"], wo["address"], wo["life_threat"]) == ("胜利路路灯不亮", "胜利路88号", False)
     got = {c["field"]: (c["engine_value"], c["operator_value"], c["by"]) for c in body["corrections"]}
@@ -254,13 +254,13 @@ async def test_confirm_with_corrections_keeps_them_and_refuses_a_second_time(wap
     # later words do not overwrite the operator's version; the engine's answer is kept beside it
     await say(wapi, [seg("w7", 1, ROOFTOP)])
     after = await work_order(wapi, "w7")
-    assert after["status"] == "confirmed" and after["category"]["code"] == "A02"
+    assert after["status"] == "accepted" and after["category"]["code"] == "A02"
     assert after["summary"] == "胜利路路灯不亮" and after["caller_segments"] == 2
     assert after["suggestion"]["life_threat"] is True and after["suggestion"]["caller_segments"] == 2
     assert after["suggestion"]["category"]["code"] != "A02"
 
     events = [e["data"] for e in await timeline(wapi, "w7") if e["type"] == "work_order"]
-    assert [e["status"] for e in events] == ["draft", "confirmed"]
+    assert [e["status"] for e in events] == ["draft", "accepted"]
     await wapi.post_events(wapi.answered_call("w7")[-1])  # hangup: the call ended with a ticket
     _, call = await wapi.get_call("w7")
     assert (call["outcome"], call["outcome_detail"], call["outcome_source"]) == (
@@ -315,7 +315,7 @@ async def test_listing_work_orders(wapi) -> None:
         return [w["call"] for w in body["work_orders"]]
 
     assert sorted(await listed("")) == ["w10", "w11"]
-    assert await listed("?status=confirmed") == ["w10"]
+    assert await listed("?status=accepted") == ["w10"]
     assert await listed("?service=110&status=draft", "admin") == ["w11"]
     assert len(await listed("?limit=1")) == 1
     for bad in ("?status=open", "?service=119", "?limit=0", "?sort=new"):
