@@ -113,9 +113,9 @@ class OrderPart(_Model):
     ticket: Ticket = Field(description="the sender's number of the order")
     part: PartNo = Field(description="the sender's number of the part handed to the recipient")
     kind: Literal["工单", "警单"]
-    call: CallId | None = Field(description="the sender's call id (for its recording and transcript)")
+    call: CallId | None = Field(None, description="the sender's call id (for its recording and transcript)")
     received_at: EpochSeconds = Field(description="when the caller called")
-    caller: PhoneNumber | None = Field(description="the caller's number; null when confidential")
+    caller: PhoneNumber | None = Field(None, description="the caller's number; null when confidential")
     contact: PhoneNumber | None = None
     confidential: StrictBool = Field(description="保密: the caller asked not to be named to handlers")
     address: Text(256) | None = None  # type: ignore[valid-type]
