@@ -98,7 +98,9 @@ class DeadlineSweep:
                 )
                 source = select(
                     P.id, P.ticket, P.handler, literal(kind), literal(level), due, literal(now)
-                ).where(P.state.in_(states), fires_at <= now, ~already)
+                ).where(P.state.in_(states), fires_at <= now, ~already,
+                        # a warning says "due soon": past the deadline (after an outage) only overdue fires
+                        *([P.due_at > now] if kind == "warning" else []))
                 stmt = (
                     self._insert(A)
                     .from_select(
