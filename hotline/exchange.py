@@ -115,7 +115,8 @@ class OrderPart(_Model):
     kind: Literal["工单", "警单"]
     call: CallId | None = Field(None, description="the sender's call id (for its recording and transcript)")
     received_at: EpochSeconds = Field(description="when the caller called")
-    caller: PhoneNumber | None = Field(None, description="the caller's number; null when confidential")
+    caller: PhoneNumber | None = Field(
+        None, description="the caller's number; absent when confidential (unless a life is at risk)")
     contact: PhoneNumber | None = None
     confidential: StrictBool = Field(description="保密: the caller asked not to be named to handlers")
     address: Text(256) | None = None  # type: ignore[valid-type]

@@ -81,3 +81,12 @@ def ensure_secrets(path: Path, sip_ids: Iterable[str], handlers: Iterable[str] =
     private_dir(path.parent)
     write_private(path, json.dumps(data, indent=2, sort_keys=True))
     return load_secrets(path)
+
+
+def set_exchange_key(path: Path, peer: str, key: str) -> None:
+    """Store the exchange key shared with ``peer`` (the peer's installation holds the same one)."""
+    if not (32 <= len(key) <= 256) or not key.isascii() or not key.isprintable() or " " in key:
+        raise ValueError("an exchange key is 32-256 printable ASCII characters without spaces")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.setdefault("exchange_keys", {})[peer] = key
+    write_private(path, json.dumps(data, indent=2, sort_keys=True))

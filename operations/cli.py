@@ -197,6 +197,30 @@ def cmd_dialplan(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if all(v == "Success" for v in result.values()) else 1
 
 
+def cmd_exchange_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the key shared with a peer platform, or (``--set``) store the one read from stdin: the
+    two installations must hold the same key. Never on the command line (it would show in ps)."""
+    from hotline.secrets import ensure_secrets, set_exchange_key
+
+    site = load_site(settings.site_file)
+    secrets = ensure_secrets(settings.secrets_file, site.all_seats, *site.secret_needs)
+    if args.set:
+        try:
+            set_exchange_key(settings.secrets_file, args.peer, sys.stdin.readline().strip())
+        except ValueError as exc:
+            print(f"hotline: {exc}", file=sys.stderr)
+            return 2
+        print(f"exchange key for {args.peer} stored in {settings.secrets_file}; restart the API")
+        return 0
+    key = secrets.exchange_keys.get(args.peer)
+    if key is None:
+        print(f"hotline: no exchange key for {args.peer} (add [exchange.peers.{args.peer}] to the site, "
+              "then `hotline setup`)", file=sys.stderr)
+        return 1
+    print(key)
+    return 0
+
+
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     from app.db import upgrade
 
@@ -296,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade"])
     sub.add_parser("api", help="run the API service alone")
+    x = sub.add_parser("exchange-key", help="the key shared with the other platform's installation")
+    x.add_argument("peer", choices=["12345", "110", "local"])
+    x.add_argument("--set", action="store_true", help="store the key read from stdin")
     s = sub.add_parser("seat", help="a SIPp softphone seat that registers and answers")
     s.add_argument("seat")
     s.add_argument("--say", default="", help="what the operator says in each call (espeak-ng)")
@@ -311,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"setup": cmd_setup, "up": cmd_up, "asterisk": cmd_asterisk, "dialplan": cmd_dialplan,
-            "db": cmd_db, "api": cmd_api, "seat": cmd_seat, "call": cmd_call}
+            "db": cmd_db, "api": cmd_api, "exchange-key": cmd_exchange_key, "seat": cmd_seat,
+            "call": cmd_call}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,9 @@ def dispatch_message(
     transcript_url: str | None,
 ) -> Message:
     kind = order["request_kind"] or "help"
+    # A confidential caller's number stays here, unless a life is at risk: the police must be able to
+    # call back whoever is in danger.
+    withheld = bool(order["confidential"]) and not order["life_threat"]
     return Message.model_validate(
         {
             "schema": "hotline.exchange/1",
@@ -39,8 +42,8 @@ def dispatch_message(
                     "kind": order["kind"],
                     "call": order["linkedid"],
                     "received_at": order["created_at"],
-                    "caller": None if order["confidential"] else order["caller"],
-                    "contact": None if order["confidential"] else order["contact"],
+                    "caller": None if withheld else order["caller"],
+                    "contact": None if withheld else order["contact"],
                     "confidential": bool(order["confidential"]),
                     "address": order["address"],
                     "district": _district(order["dispatch"] or []),

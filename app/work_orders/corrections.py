@@ -41,6 +41,8 @@ def check(given: Corrections, service: str, categories: Mapping[str, Category]) 
         out["address"] = (raw["address"].strip() or None) if raw["address"] else None
     if "summary" in raw:
         out["summary"] = raw["summary"]
+    if "confidential" in raw:
+        out["confidential"] = raw["confidential"]
     if problems:
         raise InvalidCorrection(f"{len(problems)} correction(s) not valid", details=problems)
     return out

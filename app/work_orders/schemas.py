@@ -15,8 +15,9 @@ from hotline.types import CategoryCode, LinkageHotline, Text, Ticket
 MAX_LIMIT = 500
 MAX_ADDRESS = 256
 MAX_SUMMARY = 256
-FIELDS = ("category", "action", "life_threat", "linkage", "address", "summary")
-CorrectableField = Literal["category", "action", "life_threat", "linkage", "address", "summary"]
+FIELDS = ("category", "action", "life_threat", "linkage", "address", "summary", "confidential")
+CorrectableField = Literal["category", "action", "life_threat", "linkage", "address", "summary",
+                           "confidential"]
 Status = Literal["draft", "accepted", "dispatched", "signed", "in_progress", "extension_requested",
                  "extended",
                  "returned", "replied", "callback", "closed", "reopened", "merged", "resolved_on_call"]
@@ -61,6 +62,9 @@ class Corrections(Body):
     life_threat: StrictBool = absent()  # type: ignore[assignment]
     linkage: Hotlines = absent("the hotlines to link, each once")  # type: ignore[assignment]
     address: Text(MAX_ADDRESS) | None = None  # type: ignore[valid-type]
+    # 保密: the caller asked not to be named to handlers (GB/T 33358-2016); departments then see no
+    # number, contact or words of the caller, and the other platform gets no number
+    confidential: StrictBool = absent()  # type: ignore[assignment]
     summary: Annotated[Text(MAX_SUMMARY), AfterValidator(_summary)] = absent(  # type: ignore[valid-type,assignment]
     )
 

@@ -289,6 +289,15 @@ async def test_roles_a_department_sees_only_its_own_orders_masked(lapi: LoopApi)
     seen = await lapi.order(t, "housing")
     assert seen["work_order"]["caller"] == "138****5678" and "transcript" not in seen["work_order"]
     assert [p["handler"]["id"] for p in seen["parts"]] == ["housing"]
+    # a caller who asked for confidentiality: the department sees the matter, nothing of the caller
+    c = await lapi.new_order("L5c", STREETLIGHT, caller="13812345679", confirm=False)
+    body = await lapi.ok("POST", f"/api/work-orders/{c['ticket']}/confirm", "operator",
+                         json={"corrections": {"confidential": True}})
+    assert body["corrections"][0]["field"] == "confidential"
+    await lapi.ok("POST", f"/api/work-orders/{c['ticket']}/dispatch", json={"handlers": ["housing"]})
+    hidden = (await lapi.order(c["ticket"], "housing"))["work_order"]
+    assert (hidden["caller"], hidden["contact"], hidden["words"]) == ("保密", "保密", "保密")
+    assert hidden["summary"] and (await lapi.order(c["ticket"], "supervisor"))["work_order"]["caller"]
     # another department: as if the order did not exist, and it cannot act on it
     status, body = await lapi.call("GET", f"/api/work-orders/{t}", "urban")
     assert (status, body["error_id"]) == (404, "work_order.not_found")
@@ -296,7 +305,7 @@ async def test_roles_a_department_sees_only_its_own_orders_masked(lapi: LoopApi)
     # nor on the other department's part of an order it shares
     assert (await lapi.step(t, 2, "sign", "housing"))[0] == 404
     mine = await lapi.ok("GET", "/api/handler/orders", "housing")
-    assert [o["work_order"]["ticket"] for o in mine["orders"]] == [t]
+    assert [o["work_order"]["ticket"] for o in mine["orders"]] == [c["ticket"], t]
     assert (await lapi.ok("GET", "/api/handler/orders", "urban"))["orders"] == []
     # operators do not take a department's steps
     assert (await lapi.step(t, 1, "sign", "operator"))[0] == 403
