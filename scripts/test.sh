@@ -29,3 +29,5 @@ echo "-- bench_transfer (one-touch, three-way, and Asterisk's own ## as the base
 .venv/bin/python -m bench.bench_transfer --quick
 echo "-- bench_capacity (concurrent calls through intake, queue and seats; fails on lost work logged)"
 .venv/bin/python -m bench.bench_capacity --quick
+echo "-- bench_loop (work-order transitions, 12345 -> 110 exchange between two processes, deadline sweep)"
+.venv/bin/python -m bench.bench_loop --quick

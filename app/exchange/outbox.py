@@ -135,6 +135,7 @@ class Sender:
         *,
         retry_max_s: Callable[[str], float] = lambda _peer: 60.0,
         poll_s: float = 1.0,
+        concurrency: int = 8,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -145,6 +146,7 @@ class Sender:
         self.poll_s = poll_s
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(concurrency)  # messages in flight at once
         self.delivered = 0
 
     def start(self) -> None:
@@ -185,19 +187,22 @@ class Sender:
                 .mappings()
                 .all()
             )
-        held: set[str] = set()  # tickets with an earlier message still undelivered
-        done = 0
+        # The oldest undelivered message of each order is its head: later ones wait for it, so each
+        # order's messages arrive in the order they were written; different orders go in parallel.
+        heads: list[int] = []
+        seen: set[str] = set()
         for row in due:
-            if row["ticket"] in held:
-                continue
-            held.add(row["ticket"])  # until delivered below
-            if row["next_at"] > now:
-                continue
-            if await self._deliver(row["id"]):
-                held.discard(row["ticket"])
-                done += 1
+            if row["ticket"] not in seen:
+                seen.add(row["ticket"])
+                if row["next_at"] <= now:
+                    heads.append(row["id"])
+        done = sum(await asyncio.gather(*(self._bounded(i) for i in heads)))
         self.delivered += done
         return done
+
+    async def _bounded(self, message_id: int) -> bool:
+        async with self._slots:
+            return await self._deliver(message_id)
 
     async def _claim(self, message_id: int, now: float) -> dict[str, Any] | None:
         async with self.db.write() as conn:

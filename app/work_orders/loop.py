@@ -183,7 +183,7 @@ class WorkOrderLoop:
         async with self._moving(who) as (conn, moves):
             row = await self._order(conn, ticket)
             await self.dispatch_in(moves, row, [self.handlers.get(h) for h in handler_ids], note)
-            return await self._view(conn, row, who)
+        return await self._view(row["ticket"], who)  # read after the commit: the write lock is free
 
     async def dispatch_in(
         self, moves: Moves, row: dict[str, Any], targets: list[Handler], note: str | None
@@ -258,7 +258,7 @@ class WorkOrderLoop:
         async with self._moving(who) as (conn, moves):
             row = await self._order(conn, ticket)
             await moves.order(row, Step.CLOSE, note, {"satisfied": True}, closed_at=moves.now)
-            return await self._view(conn, row, who)
+        return await self._view(row["ticket"], who)  # read after the commit: the write lock is free
 
     async def reopen(
         self, ticket: str, note: str | None, who: Principal, *, from_callback: bool = False
@@ -276,7 +276,7 @@ class WorkOrderLoop:
             for part in await parts_of(conn, ticket):
                 if part["state"] == State.REPLIED:
                     await self._part_in(moves, row, part, Step.REOPEN, StepInput(note=note), mirror=True)
-            return await self._view(conn, row, who)
+        return await self._view(row["ticket"], who)  # read after the commit: the write lock is free
 
     async def merge(self, ticket: str, into: str, note: str | None, who: Principal) -> dict[str, Any]:
         async with self._moving(who) as (conn, moves):
@@ -291,14 +291,14 @@ class WorkOrderLoop:
             await moves.append(
                 into, None, "merged_in", target["status"], target["status"], note, {"from": ticket}
             )
-            return await self._view(conn, row, who)
+        return await self._view(row["ticket"], who)  # read after the commit: the write lock is free
 
     async def _order_step(self, ticket: str, step: Step, note: str | None, who: Principal) -> dict[str, Any]:
         async with self._moving(who) as (conn, moves):
             row = await self._order(conn, ticket)
             extra: dict[str, Any] = {"closed_at": moves.now} if step == Step.RESOLVE_ON_CALL else {}
             await moves.order(row, step, note, None, **extra)
-            return await self._view(conn, row, who)
+        return await self._view(row["ticket"], who)  # read after the commit: the write lock is free
 
     # --- a part's steps --------------------------------------------------------------------------
     async def part_step(
@@ -312,7 +312,7 @@ class WorkOrderLoop:
             part = part_no(parts, ticket, no)
             self._check_role(row, part, step, who)
             await self._part_in(moves, row, part, step, data, mirror=True)
-            return await self._view(conn, row, who)
+        return await self._view(row["ticket"], who)  # read after the commit: the write lock is free
 
     def _check_role(self, row: dict[str, Any], part: dict[str, Any], step: Step, who: Principal) -> None:
         inbound = part["handler"] == row["service"]  # the other platform handed this part here
@@ -578,10 +578,11 @@ class WorkOrderLoop:
             raise WorkOrderNotFound(f"no work order {ticket}", details={"ticket": ticket})
         return row
 
-    async def _view(self, conn: AsyncConnection, row: dict[str, Any], who: Principal) -> dict[str, Any]:
-        return order_view(
-            row, await parts_of(conn, row["ticket"]), who, await history_of(conn, row["ticket"])
-        )
+    async def _view(self, ticket: str, who: Principal) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = await load_order(conn, ticket)
+            assert row is not None
+            return order_view(row, await parts_of(conn, ticket), who, await history_of(conn, ticket))
 
     def _moving(self, who: Principal) -> _Moving:
         return _Moving(self, who)

@@ -75,16 +75,15 @@ class DeadlineSweep:
                 log.exception("deadline sweep failed")
             await asyncio.sleep(self.interval_s)
 
-    def _rules(self) -> list[tuple[str, int, Any, Any, list[str]]]:
-        """(kind, level, the time it fires at, the deadline it is about, states it applies to)."""
-        rules: list[tuple[str, int, Any, Any, list[str]]] = [
-            ("warning", 0, P.warn_at, P.due_at, LIVE),
-            ("sign_overdue", 0, P.sign_due_at, P.sign_due_at, [State.DISPATCHED.value]),
-            ("overdue", 0, P.due_at, P.due_at, LIVE),
+    def _rules(self) -> list[tuple[str, int, Any, float, list[str]]]:
+        """(kind, level, the indexed time column it fires at, seconds after that time, states).
+        The condition is ``column <= now - after``, so each rule is a range scan of its index."""
+        rules: list[tuple[str, int, Any, float, list[str]]] = [
+            ("warning", 0, P.warn_at, 0.0, LIVE),
+            ("sign_overdue", 0, P.sign_due_at, 0.0, [State.DISPATCHED.value]),
+            ("overdue", 0, P.due_at, 0.0, LIVE),
         ]
-        rules += [
-            ("urge", i, P.due_at + after, P.due_at, LIVE) for i, after in enumerate(self.urge_after_s, 1)
-        ]
+        rules += [("urge", i, P.due_at, after, LIVE) for i, after in enumerate(self.urge_after_s, 1)]
         return rules
 
     async def run_once(self, now: float | None = None) -> list[dict[str, Any]]:
@@ -92,13 +91,14 @@ class DeadlineSweep:
         now = self.clock() if now is None else now
         fired: list[dict[str, Any]] = []
         async with self.db.write() as conn:
-            for kind, level, fires_at, due, states in self._rules():
+            for kind, level, fires_at, after, states in self._rules():
+                due = P.sign_due_at if kind == "sign_overdue" else P.due_at
                 already = exists().where(
                     and_(A.part_id == P.id, A.kind == kind, A.level == level, A.due_at == due)
                 )
                 source = select(
                     P.id, P.ticket, P.handler, literal(kind), literal(level), due, literal(now)
-                ).where(P.state.in_(states), fires_at <= now, ~already,
+                ).where(P.state.in_(states), fires_at <= now - after, ~already,
                         # a warning says "due soon": past the deadline (after an outage) only overdue fires
                         *([P.due_at > now] if kind == "warning" else []))
                 stmt = (
