@@ -168,6 +168,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     handover = Handover(calls, loop)
     calls.watchers.append(handover.watch)
     app[keys.LOOP] = loop
+    app[keys.HANDOVER] = handover
     app[keys.RECEIVER] = receiver
     app[keys.SENDER] = sender
     app[keys.SWEEP] = sweep

@@ -19,6 +19,7 @@ from app.route_api import RouterHolder
 from app.transcripts.services import TranscriptService
 from app.transcripts.sockets import LiveHub
 from app.work_orders.creator import WorkOrderCreator
+from app.work_orders.handover import Handover
 from app.work_orders.loop import WorkOrderLoop
 from app.work_orders.services import WorkOrderService
 from app.work_orders.sweep import DeadlineSweep
@@ -48,5 +49,6 @@ LOOP = web.AppKey("work_order_loop", WorkOrderLoop)
 RECEIVER = web.AppKey("exchange_receiver", Receiver)
 SENDER = web.AppKey("exchange_sender", Sender)
 SWEEP = web.AppKey("deadline_sweep", DeadlineSweep)
+HANDOVER = web.AppKey("handover", Handover)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -5,7 +5,9 @@ passed to 12345 (annex part 4), or a three-way call the other platform took (the
 outcome ``three_way`` with that platform): the call's order is accepted if it was still a draft
 (by the system, saying why) and a part is dispatched to the other platform, which the exchange
 delivers as a linked 警单 / 工单. A call with no order yet (nothing transcribed) gets a minimal one
-so that nothing is lost. Each platform gets one part per order, however often the events repeat.
+so that nothing is lost. A matter of annex part 3 (``handover_110``, categories C1-C4) also goes,
+at the same time, to the local government and the department its dispatch suggestion names. Each
+platform gets one part per order, however often the events repeat.
 """
 
 from __future__ import annotations
@@ -116,7 +118,13 @@ class Handover:
                     confirmed_by=SYSTEM.name,
                     confirmed_at=moves.now,
                 )
-            parts = await loop.dispatch_in(moves, row, [handler], why)
+            targets = [handler]
+            if row["action"] == "handover_110" or (row["category_code"] or "").startswith("C"):
+                # annex part 3: to 110 at once, and at the same time to the local government and the
+                # department concerned (those the dispatch suggestion names and this site has)
+                targets += [loop.handlers.get(h) for h in loop.handlers.suggest(row["dispatch"] or [])
+                            if h != handler.id and loop.handlers.get(h).platform is None]
+            parts = await loop.dispatch_in(moves, row, targets, why)
         loop.published(moves)
         log.info(
             "call %s: order %s handed to %s (part %d)", linkedid, row["ticket"], target.value, parts[0]["no"]

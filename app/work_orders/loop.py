@@ -98,7 +98,8 @@ class WorkOrderLoop:
             parts = await parts_of(conn, ticket) if row else []
             if row is None or not self._may_see(parts, who):
                 raise WorkOrderNotFound(f"no work order {ticket}", details={"ticket": ticket})
-            view = order_view(row, parts, who, await history_of(conn, ticket), await alerts_of(conn, ticket))
+            view = self._with_suggestion(order_view(row, parts, who, await history_of(conn, ticket),
+                                                    await alerts_of(conn, ticket)), row, who)
             await audit(conn, who, "read_work_order", ticket, {"ticket": ticket})
         return view
 
@@ -582,7 +583,14 @@ class WorkOrderLoop:
         async with self.db.read() as conn:
             row = await load_order(conn, ticket)
             assert row is not None
-            return order_view(row, await parts_of(conn, ticket), who, await history_of(conn, ticket))
+            return self._with_suggestion(
+                order_view(row, await parts_of(conn, ticket), who, await history_of(conn, ticket)), row, who)
+
+    def _with_suggestion(self, view: dict[str, Any], row: dict[str, Any], who: Principal) -> dict[str, Any]:
+        """The handlers the routing's dispatch suggestion names, for whoever dispatches."""
+        if who.role != DEPARTMENT:
+            view["suggested_handlers"] = self.handlers.suggest(row["dispatch"] or [])
+        return view
 
     def _moving(self, who: Principal) -> _Moving:
         return _Moving(self, who)

@@ -322,6 +322,7 @@ async def test_an_invalid_step_is_refused_with_an_id_and_writes_nothing(lapi: Lo
     status, body = await lapi.call("POST", f"/api/work-orders/{t}/dispatch", json={"handlers": ["housing"]})
     assert (status, body["error_id"]) == (409, "work_order.invalid_transition")  # a draft: accept first
     await lapi.ok("POST", f"/api/work-orders/{t}/confirm", "operator")
+    assert (await lapi.order(t))["suggested_handlers"] == ["110"]  # the routing's dispatch suggestion
     for handlers, error in (
         (["nobody"], "work_order.unknown_handler"),
         (["12345"], "work_order.unknown_handler"),
@@ -405,3 +406,21 @@ async def test_the_exchange_refuses_unsigned_and_tampered_messages(lapi: LoopApi
     assert outcomes.count("applied") == 1 and outcomes.count("refused") == 4
     log = await lapi.ok("GET", "/api/exchange/log?direction=in", "admin")
     assert len(log["messages"]) == len(outcomes)
+
+
+async def test_a_call_handed_to_110_under_annex_part_3_also_goes_to_the_district_and_department(
+        lapi: LoopApi) -> None:
+    from hotline.platforms import Service
+
+    wo = await lapi.new_order("L13", "我朋友住在临河区，刚才打电话说他不想活了，一直在哭", confirm=False)
+    assert (wo["category"]["code"], wo["action"]) == ("C1", "handover_110"), wo
+    call = {"service": "12345", "caller": "13800000001", "outcome": "transferred_110", "outcome_detail": None}
+    handed = await lapi.app[keys.HANDOVER].hand_over("L13", call, Service.POLICE_110)
+    assert handed is not None
+    view = await lapi.order(wo["ticket"])
+    assert view["work_order"]["status"] == "dispatched" and view["history"][0]["who"] == "system"
+    assert [p["handler"]["id"] for p in view["parts"]] == ["110", "linhe", "health"]
+    assert view["parts"][0]["due_at"] - view["parts"][0]["dispatched_at"] == pytest.approx(7200)  # emergency
+    # the same call's later events hand nothing over twice
+    assert await lapi.app[keys.HANDOVER].hand_over("L13", call, Service.POLICE_110) is None
+    assert len((await lapi.order(wo["ticket"]))["parts"]) == 3
