@@ -345,3 +345,57 @@ async def test_forged_stale_replayed_unknown_and_out_of_order_messages_change_no
     assert {m["error_id"] for m in inbox["messages"] if m["outcome"] == "refused"} >= {
         "exchange.unsigned", "exchange.bad_signature", "exchange.stale_timestamp", "exchange.unknown_order",
         "work_order.invalid_transition", "exchange.invalid_message", "exchange.replayed"}
+
+
+async def test_a_department_signs_extends_returns_and_replies_on_time_and_late(
+        installations: tuple[Stack, PoliceInstallation]) -> None:
+    """On the 12345 installation, with the department tokens `hotline setup` made for its handlers."""
+    from app import keys
+
+    stack, _ = installations
+    assert stack.secrets is not None and stack._runner is not None
+    app = stack._runner.app
+    h = hotline_http(stack)
+    h.tokens |= {d: stack.secrets.token_for("department", d) for d in ("housing", "urban")}
+    a = await h.new_order(f"dep-{uuid.uuid4().hex[:8]}", STREETLIGHT, "12345", "13500000011")
+    b = await h.new_order(f"dep-{uuid.uuid4().hex[:8]}", STREETLIGHT + "，新华街", "12345", "13500000012")
+    for wo, who in ((a, "housing"), (b, "urban")):
+        await h.ok("POST", f"/api/work-orders/{wo['ticket']}/dispatch", json={"handlers": [who]})
+    ta, tb = a["ticket"], b["ticket"]
+
+    # A: signed, an extension asked for and approved by a supervisor (not by an operator), replied on time
+    await h.ok("POST", f"/api/work-orders/{ta}/parts/1/sign", "housing")
+    await h.ok("POST", f"/api/work-orders/{ta}/parts/1/extension", "housing",
+               json={"working_days": 3, "reason": "需供电公司配合"})
+    status, body = await h.call("POST", f"/api/work-orders/{ta}/parts/1/extension/approve", "operator")
+    assert (status, body["error_id"]) == (403, "forbidden")
+    extended = await h.ok("POST", f"/api/work-orders/{ta}/parts/1/extension/approve", "supervisor")
+    assert extended["parts"][0]["state"] == "extended"
+    done = await h.ok("POST", f"/api/work-orders/{ta}/parts/1/reply", "housing", json={"result": "已修复"})
+    assert done["parts"][0]["replied_at"] < done["parts"][0]["due_at"]
+    assert done["work_order"]["status"] == "replied"
+    # the department sees its order masked, the other department does not see it at all
+    seen = await h.ok("GET", f"/api/work-orders/{ta}", "housing")
+    assert seen["work_order"]["caller"] == "135****0011"
+    assert (await h.call("GET", f"/api/work-orders/{ta}", "urban"))[0] == 404
+
+    # B: returned with its basis, re-dispatched (改派), then replied late: overdue and 督办 first
+    await h.ok("POST", f"/api/work-orders/{tb}/parts/1/return", "urban",
+               json={"reason": "路灯属住建部门管理", "basis": "市政府职责分工文件"})
+    again = await h.ok("POST", f"/api/work-orders/{tb}/dispatch", "operator", json={"handlers": ["housing"]})
+    part = again["parts"][1]
+    await h.ok("POST", f"/api/work-orders/{tb}/parts/2/sign", "housing")
+    fired = await app[keys.SWEEP].run_once(now=part["due_at"] + 1)
+    assert {(x["kind"], x["level"]) for x in fired if x["ticket"] == tb} == {("overdue", 0), ("urge", 1)}
+    late = await h.ok("GET", f"/api/work-orders/{tb}", "supervisor")
+    assert late["parts"][1]["overdue_at"] and [x["kind"] for x in late["alerts"]][-2:] == ["overdue", "urge"]
+    loop = app[keys.LOOP]
+    real_clock = loop.clock
+    loop.clock = lambda: part["due_at"] + 3600  # an hour late
+    try:
+        body = await h.ok("POST", f"/api/work-orders/{tb}/parts/2/reply", "housing",
+                          json={"result": "已修复"})
+    finally:
+        loop.clock = real_clock
+    mine = body["parts"]  # the department sees its own part only
+    assert [p["no"] for p in mine] == [2] and mine[0]["replied_at"] > mine[0]["due_at"]
