@@ -73,13 +73,17 @@ class Segmented:
 
 def segment(text: str, tk: jieba.Tokenizer, rules: RuleSet) -> Segmented:
     neg = rules.negation
-    tokens = []
+    tokens: list[str] = []
     cues = []
+    clause_starts = [0] + [m.end() for m in CLAUSE_BREAK_RE.finditer(text)]
+    # Segmenting is only for finding negation cues as words: a text in which no cue occurs even as a
+    # substring has none, and needs no segmenting (a third of the engine's time on the corpus).
+    if not any(cue in text for cue in neg.cues):
+        return Segmented(text, (), (), tuple(clause_starts))
     for word, start, end in tk.tokenize(text):
         tokens.append(word)
         if word in neg.cues and not _in_question_form(text, start, end, neg.not_negation):
             cues.append((start, end, word))
-    clause_starts = [0] + [m.end() for m in CLAUSE_BREAK_RE.finditer(text)]
     return Segmented(text, tuple(tokens), tuple(cues), tuple(clause_starts))
 
 
