@@ -29,7 +29,7 @@ from bench.common import require_measured, write_result
 from routing import Router
 from routing.corpus import load_corpus
 from routing.evaluate import CASES_DIR, load_cases
-from routing.model import CATEGORY_FILE, MODEL_FILE, CategoryModel, DangerModel
+from routing.model import CATEGORY_FILE, LINKAGE_FILE, MODEL_FILE, CategoryModel, DangerModel, LinkageModel
 
 RESULTS = Path(__file__).parent / "results" / "routing.json"
 
@@ -104,13 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         category, stats = _timed_load(CategoryModel.load, CATEGORY_FILE)
         model_load.update({f"category_{k}": v for k, v in stats.items()},
                           category_shape=[len(category.classes), len(category.index)])
+    if LINKAGE_FILE.exists():
+        linkage, stats = _timed_load(LinkageModel.load, LINKAGE_FILE)
+        model_load.update({f"linkage_{k}": v for k, v in stats.items()},
+                          linkage_shape=[len(linkage.hotlines), len(linkage.index)])
     texts = [c["text"] for f in sorted(CASES_DIR.glob("*.jsonl")) for c in load_cases(f)]
     texts += [c["text"] for c in load_corpus()]
     jobs = [(t, at) for t in texts for at in ("12345", "110")]
     tokenizer = router._state.tokenizer  # the same tokenizer and user dictionary the router uses
 
     rows = {
-        "route (full engine: rules + danger and category models)": _measure(router.route, jobs, rounds),
+        "route (full engine: rules + danger, category and linkage models)": _measure(router.route, jobs,
+                                                                                     rounds),
         "route + to_json": _measure(lambda t, a: router.route(t, a).to_json(), jobs, rounds),
         "route, rules alone (baseline)": _measure(rules_only.route, jobs, rounds),
         "jieba segmentation alone (baseline)": _measure(lambda t, a: tokenizer.lcut(t), jobs, rounds),
@@ -148,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
               f"features, {model_load['category_file_kb']} KB file, loads in "
               f"{model_load['category_load_s'] * 1000:.0f} ms, "
               f"{model_load['category_memory_mb']} MB in memory")
-    full = rows["route (full engine: rules + danger and category models)"]
+    if "linkage_shape" in model_load:
+        print(f"linkage model: {model_load['linkage_shape'][0]} hotlines x {model_load['linkage_shape'][1]} "
+              f"features, {model_load['linkage_file_kb']} KB file, loads in "
+              f"{model_load['linkage_load_s'] * 1000:.0f} ms, {model_load['linkage_memory_mb']} MB in memory")
+    full = rows["route (full engine: rules + danger, category and linkage models)"]
     seg = rows["jieba segmentation alone (baseline)"]
     print(f"\nrouting costs {full['p50_ms'] / seg['p50_ms']:.1f}x jieba alone at p50; aim 2,000/s and "
           f"p99 < 5 ms: {'met' if full['per_second'] >= 2000 and full['p99_ms'] < 5 else 'NOT met'}")

@@ -20,7 +20,17 @@ from typing import Any
 from hotline.contracts import Service
 
 from .errors import RoutingDataError, RoutingInputError
-from .model import CATEGORY_FILE, MODEL_FILE, CategoryModel, DangerModel, DangerVerdict, JointScorer, features
+from .model import (
+    CATEGORY_FILE,
+    LINKAGE_FILE,
+    MODEL_FILE,
+    CategoryModel,
+    DangerModel,
+    DangerVerdict,
+    JointScorer,
+    LinkageModel,
+    features,
+)
 from .result import Matter, RouteResult
 from .rules import DANGER, Category, Phrase, RuleSet, load_rules
 from .text import Segmented, apply_homophones, has_chinese, make_tokenizer, negated_by, normalise, segment
@@ -41,7 +51,8 @@ class _State:
     tokenizer: Any
     danger: DangerModel | None  # the learned danger detector (routing/model.py), when the data has one
     category: CategoryModel | None  # the learned category ranking, when the data has one
-    scorer: JointScorer | None = None  # both models in one matrix (what a route uses)
+    scorer: JointScorer | None = None  # every model in one matrix (what a route uses)
+    linkage: LinkageModel | None = None  # the learned linkage hotlines, when the data has one
 
 
 @dataclass(frozen=True)
@@ -94,8 +105,16 @@ class Router:
                 category = CategoryModel.load(path)
             except (ValueError, KeyError, TypeError, OSError) as exc:
                 raise RoutingDataError(path.name, "<file>", f"not a category model: {exc}") from None
-        scorer = JointScorer(danger, category) if danger is not None or category is not None else None
-        return _State(rules, make_tokenizer(rules), danger, category, scorer)
+        linkage = None
+        path = base / LINKAGE_FILE.name
+        if self._use_model and path.exists():
+            try:
+                linkage = LinkageModel.load(path)
+            except (ValueError, KeyError, TypeError, OSError) as exc:
+                raise RoutingDataError(path.name, "<file>", f"not a linkage model: {exc}") from None
+        scorer = (JointScorer(danger, category, linkage)
+                  if danger is not None or category is not None or linkage is not None else None)
+        return _State(rules, make_tokenizer(rules), danger, category, scorer, linkage)
 
     @property
     def danger_model(self) -> DangerModel | None:
@@ -132,8 +151,9 @@ class Router:
         whole = self._score(clean, state)
         verdict: DangerVerdict | None = None
         categories = None
+        links: dict[str, float] = {}
         if state.scorer is not None:
-            verdict, probs = state.scorer.score(features(clean))
+            verdict, probs, links = state.scorer.score_all(features(clean))
             if state.category is not None:
                 categories = _Categories(probs, state.category.rules_weight)
         matters = self._matters(clean, whole, at, state, categories)
@@ -149,13 +169,19 @@ class Router:
             elif verdict.danger or any(m.life_threat for m in matters):
                 variant_reasons = [*variant_reasons, verdict.reason()]
         main = matters[0]
+        linkage = _unique(h for m in matters for h in m.linkage)
+        if state.linkage is not None:
+            for h in state.linkage.needed(links):
+                if h not in linkage:
+                    linkage.append(h)
+                    variant_reasons = [*variant_reasons, f"model: linkage {h} (p={links[h]:.2f})"]
         return RouteResult(
             at=at,
             action=main.action,
             category=main.category,
             alternatives=_alternatives(whole, rules),
             life_threat=any(m.life_threat for m in matters),
-            linkage=_unique(h for m in matters for h in m.linkage),
+            linkage=linkage,
             slots=_slots(clean, rules),
             reasons=variant_reasons + [r for m in matters for r in m.reasons],
             matters=matters,

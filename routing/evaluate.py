@@ -72,6 +72,8 @@ class Report:
     misses: list[str] = field(default_factory=list)
     linkage_total: int = 0  # expected hotlines (119/120/122/utilities), counted one by one
     linkage_ok: int = 0
+    linkage_labelled: int = 0  # cases that list the hotlines they need (the corpus's), even none
+    linkage_extra: int = 0     # hotlines named for those cases beyond what they list
     # per annex item (cases that name theirs): cases, action ok @12345, @110, dangers, dangers caught
     by_item: dict[str, Counter[str]] = field(default_factory=dict)
     # per kind of danger (cases that name theirs): dangers, dangers caught (over both platforms)
@@ -87,6 +89,8 @@ class Report:
             "false_escalation_rate": self.plain_escalated / self.plain_total if self.plain_total else 0.0,
             "matters_recall": self.matters_ok / self.matters_total if self.matters_total else 1.0,
             "linkage_recall": self.linkage_ok / self.linkage_total if self.linkage_total else 1.0,
+            "linkage_extra_per_case": (self.linkage_extra / self.linkage_labelled
+                                       if self.linkage_labelled else 0.0),
         }
 
     def failures(self) -> list[str]:
@@ -150,6 +154,9 @@ def evaluate(router: Router, cases: list[dict[str, Any]], name: str) -> Report:
                 else:
                     rep.misses.append(f"{cid} @{at}: DANGER MISSED ({res.action}): {text}")
             if at == "12345":
+                if "linkage" in case:
+                    rep.linkage_labelled += 1
+                    rep.linkage_extra += len(set(res.linkage) - set(case["linkage"] or ()))
                 for hotline in case.get("linkage") or ():
                     rep.linkage_total += 1
                     if hotline in res.linkage:
@@ -207,6 +214,9 @@ def format_report(rep: Report) -> str:
         f"| multi-matter recall | {f['matters_recall']:.1%} ({rep.matters_ok}/{rep.matters_total}) |",
         f"| linkage recall (each expected hotline named) | {f['linkage_recall']:.1%} "
         f"({rep.linkage_ok}/{rep.linkage_total}) |",
+        *([f"| hotlines named beyond those needed (per case that lists its own) | "
+           f"{f['linkage_extra_per_case']:.2f} ({rep.linkage_extra}/{rep.linkage_labelled}) |"]
+          if rep.linkage_labelled else []),
         "",
     ]
     if rep.by_item:

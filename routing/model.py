@@ -30,6 +30,8 @@ MODEL_FILE = Path(__file__).resolve().parent / "data" / "danger_model.json"
 FORMAT = "hotline-danger-model/1"
 CATEGORY_FILE = Path(__file__).resolve().parent / "data" / "category_model.npz"
 CATEGORY_FORMAT = "hotline-category-model/1"
+LINKAGE_FILE = Path(__file__).resolve().parent / "data" / "linkage_model.npz"
+LINKAGE_FORMAT = "hotline-linkage-model/1"
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 
 
@@ -158,42 +160,94 @@ class CategoryModel:
         return _alone(self, lambda: JointScorer(None, self)).score(feats)[1]
 
 
+class LinkageModel:
+    """P(hotline needed | words) for each linkage hotline (119 fire, 120 injury or illness, 122 traffic
+    accident, the utilities): one logistic regression per hotline over the same features, each with
+    its own threshold. The engine names a hotline the rules did not when its probability reaches the
+    threshold. Stored as arrays (no pickle): feature names, hotlines, weights (float16), intercepts,
+    thresholds."""
+
+    def __init__(self, vocab: list[str], hotlines: list[str], coef: Any, intercept: Any, thresholds: Any,
+                 meta: dict[str, Any] | None = None) -> None:
+        import numpy as np
+
+        self.index = {f: i for i, f in enumerate(vocab)}
+        self.hotlines = list(hotlines)
+        self.coef = np.asarray(coef, dtype=np.float32)
+        self.intercept = np.asarray(intercept, dtype=np.float32)
+        self.thresholds = {h: float(t) for h, t in zip(self.hotlines, thresholds, strict=True)}
+        self.meta = meta or {}
+
+    @classmethod
+    def load(cls, path: Path = LINKAGE_FILE) -> LinkageModel:
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["format"]) != LINKAGE_FORMAT:
+                raise ValueError(f"{path}: not a {LINKAGE_FORMAT} file")
+            return cls([str(v) for v in z["vocab"]], [str(h) for h in z["hotlines"]], z["coef"],
+                       z["intercept"], z["thresholds"], json.loads(str(z["meta"])))
+
+    def probabilities(self, feats: dict[str, float]) -> dict[str, float]:
+        """This model alone (the engine scores every model at once: :class:`JointScorer`)."""
+        return _alone(self, lambda: JointScorer(None, None, self)).score_all(feats)[2]
+
+    def needed(self, probs: dict[str, float]) -> list[str]:
+        return [h for h in self.hotlines if probs.get(h, 0.0) >= self.thresholds[h]]
+
+
 class JointScorer:
     """Both models in one matrix: a row per feature (the union of their vocabularies), a column per
     category and one for danger, so that a route gathers its features' rows once and does one small
     matrix product for both answers."""
 
-    def __init__(self, danger: DangerModel | None, category: CategoryModel | None) -> None:
+    def __init__(self, danger: DangerModel | None, category: CategoryModel | None,
+                 linkage: LinkageModel | None = None) -> None:
         import numpy as np
 
         self._np = np
         self.danger = danger
         self.category = category
+        self.linkage = linkage
         vocab: dict[str, int] = {}
         for name in (category.index if category else {}):
             vocab.setdefault(name, len(vocab))
         for name in (danger.weights if danger else {}):
             vocab.setdefault(name, len(vocab))
+        for name in (linkage.index if linkage else {}):
+            vocab.setdefault(name, len(vocab))
         self.index = vocab
         self.classes = category.classes if category else []
+        self.hotlines = linkage.hotlines if linkage else []
         n_cat = len(self.classes)
-        self.rows = np.zeros((len(vocab), n_cat + 1), dtype=np.float32)
-        if category is not None:
-            order = np.fromiter((vocab[n] for n in category.index), dtype=np.int64, count=len(category.index))
-            self.rows[order, :n_cat] = category.coef.T[np.fromiter(category.index.values(), dtype=np.int64,
-                                                                     count=len(category.index))]
+        self._danger_col = n_cat  # columns: the categories, danger, then the hotlines
+        width = n_cat + 1 + len(self.hotlines)
+        self.rows = np.zeros((len(vocab), width), dtype=np.float32)
+        for model, first in ((category, 0), (linkage, n_cat + 1)):
+            if model is not None:
+                order = np.fromiter((vocab[n] for n in model.index), dtype=np.int64, count=len(model.index))
+                cols = np.fromiter(model.index.values(), dtype=np.int64, count=len(model.index))
+                self.rows[order, first:first + model.coef.shape[0]] = model.coef.T[cols]
         if danger is not None:
             for name, w in danger.weights.items():
                 self.rows[vocab[name], n_cat] = w
-        self.bias = np.zeros(n_cat + 1, dtype=np.float32)
+        self.bias = np.zeros(width, dtype=np.float32)
         if category is not None:
             self.bias[:n_cat] = category.intercept
         if danger is not None:
             self.bias[n_cat] = danger.bias
+        if linkage is not None:
+            self.bias[n_cat + 1:] = linkage.intercept
         self._names = list(vocab)
 
     def score(self, feats: dict[str, float], *,
               evidence: int = 4) -> tuple[DangerVerdict | None, dict[str, float]]:
+        verdict, probs, _ = self.score_all(feats, evidence=evidence)
+        return verdict, probs
+
+    def score_all(self, feats: dict[str, float], *, evidence: int = 4
+                  ) -> tuple[DangerVerdict | None, dict[str, float], dict[str, float]]:
+        """The danger verdict, the category probabilities and each hotline's probability."""
         np = self._np
         index = self.index
         idx: list[int] = []
@@ -203,26 +257,29 @@ class JointScorer:
             if i is not None:
                 idx.append(i)
                 vals.append(value)
+        dc = self._danger_col
         if not idx:
             verdict = None
             if self.danger is not None:
-                p0 = _sigmoid(float(self.bias[-1]))
+                p0 = _sigmoid(float(self.bias[dc]))
                 verdict = DangerVerdict(p0, p0 >= self.danger.threshold, ())
-            return verdict, {}
+            links = {h: _sigmoid(float(b)) for h, b in zip(self.hotlines, self.bias[dc + 1:], strict=True)}
+            return verdict, {}, links
         v = np.asarray(vals, dtype=np.float32)
         rows = self.rows[idx]
         z = v @ rows + self.bias
         probs: dict[str, float] = {}
         if self.category is not None:
-            zc = z[:-1]
+            zc = z[:dc]
             e = np.exp(zc - zc.max())
             probs = dict(zip(self.classes, (e / e.sum()).tolist(), strict=True))
+        links = {h: _sigmoid(float(zh)) for h, zh in zip(self.hotlines, z[dc + 1:].tolist(), strict=True)}
         verdict = None
         if self.danger is not None:
-            p = _sigmoid(float(z[-1]))
+            p = _sigmoid(float(z[dc]))
             shown: list[str] = []
             if p >= self.danger.threshold:  # the evidence is only shown for a danger: spare the sort
-                contrib = v * rows[:, -1]
+                contrib = v * rows[:, dc]
                 for j in np.argsort(-contrib).tolist():
                     if contrib[j] <= 0:
                         break
@@ -232,4 +289,4 @@ class JointScorer:
                     if len(shown) >= evidence:
                         break
             verdict = DangerVerdict(p, p >= self.danger.threshold, tuple(shown))
-        return verdict, probs
+        return verdict, probs, links

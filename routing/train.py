@@ -27,7 +27,7 @@ from typing import Any
 from .corpus import load_corpus, split
 from .engine import TO_110, Router
 from .evaluate import CASES_DIR, DEV_FILE, HELDOUT2_FILE, HELDOUT_FILE, load_cases
-from .model import CATEGORY_FILE, CATEGORY_FORMAT, FORMAT, MODEL_FILE, features
+from .model import CATEGORY_FILE, CATEGORY_FORMAT, FORMAT, LINKAGE_FILE, LINKAGE_FORMAT, MODEL_FILE, features
 from .text import apply_homophones, normalise
 
 SEED = 20261202
@@ -238,6 +238,76 @@ def train_category() -> dict[str, Any]:
     }
 
 
+LINKAGE_C_GRID = (4.0, 16.0, 64.0)
+MAX_FALSE_LINK = 0.05  # of the corpus's dev cases that need no such hotline, named anyway (CV)
+MIN_LINKED = 10        # a hotline with fewer labelled cases is left to the rules
+
+
+def train_linkage() -> dict[str, Any]:
+    """One logistic regression per linkage hotline on the corpus's dev cases (the only ones labelled
+    with the hotlines they need), beside openings, addresses and names as negatives; C and each
+    threshold by 5-fold cross-validation: the best recall of (rules OR model) at which the hotline is
+    named for at most ``MAX_FALSE_LINK`` of the cases that do not need it."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from hotline.platforms import LINKAGE_HOTLINES
+
+    router = Router(model=False)
+    labelled = list(split(load_corpus())[0])
+    neutral = [t for t in neutral_texts([]) if t]
+    cases = labelled + [{"text": t, "linkage": []} for t in dict.fromkeys(neutral)]
+    _texts, x, vec = _matrix(router, cases)
+    rules = [set(router.route(c["text"], "12345").linkage) for c in cases]
+    judged = np.arange(len(labelled))
+    hotlines, coefs, intercepts, thresholds, report = [], [], [], [], []
+    for h in LINKAGE_HOTLINES:
+        y = np.array([1 if h in (c.get("linkage") or []) else 0 for c in cases])
+        if int(y.sum()) < MIN_LINKED:
+            continue
+        by_rules = np.array([h in r for r in rules])
+        folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(x, y))
+        best: tuple[float, float, float, float] | None = None  # (recall, -false, C, threshold)
+        for c in LINKAGE_C_GRID:
+            oof = np.zeros(len(cases))
+            for train_rows, test_rows in folds:
+                model = LogisticRegression(C=c, class_weight="balanced", solver="liblinear",
+                                           random_state=SEED,
+                                           max_iter=1000).fit(x[train_rows], y[train_rows])
+                oof[test_rows] = model.predict_proba(x[test_rows])[:, 1]
+            pos, neg = judged[y[judged] == 1], judged[y[judged] == 0]
+            for t in sorted({round(float(p), 4) for p in oof[judged]} | {0.5}):
+                named = by_rules | (oof >= t)
+                false = float(named[neg].mean()) if len(neg) else 0.0
+                if false > MAX_FALSE_LINK:
+                    continue
+                cand = (float(named[pos].mean()), -false, c, t)
+                if best is None or cand[:2] > best[:2] or (cand[:2] == best[:2] and t > best[3]):
+                    best = cand
+        assert best is not None
+        recall, neg_false, c, t = best
+        final = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", random_state=SEED,
+                                   max_iter=1000).fit(x[np.arange(len(cases))], y)
+        hotlines.append(h)
+        coefs.append(final.coef_[0])
+        intercepts.append(final.intercept_[0])
+        thresholds.append(t)
+        report.append({"hotline": h, "cases": int(y[judged].sum()), "C": c, "threshold": t,
+                       "rules_alone_recall": round(float(by_rules[judged][y[judged] == 1].mean()), 4),
+                       "rules_or_model_recall": round(recall, 4), "false_link": round(-neg_false, 4)})
+    return {
+        "vocab": np.array(vec.get_feature_names_out(), dtype=str),
+        "hotlines": np.array(hotlines, dtype=str),
+        "coef": np.array(coefs).astype(np.float16),
+        "intercept": np.array(intercepts, dtype=np.float32),
+        "thresholds": np.array(thresholds, dtype=np.float32),
+        "format": np.array(LINKAGE_FORMAT),
+        "meta": np.array(json.dumps({"trained_on": len(cases), "seed": SEED, "folds": FOLDS,
+                                     "max_false_link": MAX_FALSE_LINK, "hotlines": report}, sort_keys=True)),
+    }
+
+
 def save_category(arrays: dict[str, Any], path: Path) -> None:
     import numpy as np
 
@@ -264,7 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="re-train and compare with the committed model")
     p.add_argument("--out", type=Path, default=MODEL_FILE)
     p.add_argument("--category-out", type=Path, default=CATEGORY_FILE)
+    p.add_argument("--linkage-out", type=Path, default=LINKAGE_FILE)
     args = p.parse_args(argv)
+    linkage = train_linkage()
+    for row in json.loads(str(linkage["meta"]))["hotlines"]:
+        print(f"linkage {row['hotline']}: {row['cases']} cases, C={row['C']}, threshold {row['threshold']}; "
+              f"cross-validated recall rules alone {row['rules_alone_recall']:.1%}, rules or model "
+              f"{row['rules_or_model_recall']:.1%}, named without need {row['false_link']:.1%}")
     category = train_category()
     meta = json.loads(str(category["meta"]))["cross_validation"]
     print(f"category model: {len(category['classes'])} codes x {len(category['vocab'])} features, C="
@@ -281,15 +357,17 @@ def main(argv: list[str] | None = None) -> int:
           f"false escalation {cv['false_escalation']:.1%}")
     if args.check:
         committed = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-        if committed != text or not same_category(category, args.category_out):
-            print(f"{args.out} or {args.category_out} is not what training gives now: run python -m "
-                  "routing.train", file=sys.stderr)
+        if committed != text or not same_category(category, args.category_out) \
+                or not same_category(linkage, args.linkage_out):
+            print(f"{args.out}, {args.category_out} or {args.linkage_out} is not what training gives now: "
+                  "run python -m routing.train", file=sys.stderr)
             return 1
-        print(f"{args.out}, {args.category_out}: up to date")
+        print(f"{args.out}, {args.category_out}, {args.linkage_out}: up to date")
         return 0
     args.out.write_text(text, encoding="utf-8")
     save_category(category, args.category_out)
-    print(f"wrote {args.out} ({len(text) // 1024} KB) and {args.category_out} "
+    save_category(linkage, args.linkage_out)
+    print(f"wrote {args.out} ({len(text) // 1024} KB), {args.linkage_out} and {args.category_out} "
           f"({args.category_out.stat().st_size // 1024} KB)")
     return 0
 

@@ -81,8 +81,8 @@ def test_the_committed_models_are_what_training_gives(tmp_path: Path) -> None:
     from routing.model import CATEGORY_FILE, CategoryModel
     from routing.train import main, same_category
 
-    out, cat_out = tmp_path / "danger.json", tmp_path / "category.npz"
-    assert main(["--out", str(out), "--category-out", str(cat_out)]) == 0
+    out, cat_out, link_out = tmp_path / "danger.json", tmp_path / "category.npz", tmp_path / "linkage.npz"
+    assert main(["--out", str(out), "--category-out", str(cat_out), "--linkage-out", str(link_out)]) == 0
     assert out.read_text(encoding="utf-8") == MODEL_FILE.read_text(encoding="utf-8"), (
         "routing/data/danger_model.json is stale: run python -m routing.train and commit it")
     import numpy as np
@@ -90,6 +90,14 @@ def test_the_committed_models_are_what_training_gives(tmp_path: Path) -> None:
     with np.load(cat_out, allow_pickle=False) as fresh:
         assert same_category({k: fresh[k] for k in fresh.files}, CATEGORY_FILE), (
             "routing/data/category_model.npz is stale: run python -m routing.train and commit it")
+    from routing.model import LINKAGE_FILE, LinkageModel
+
+    with np.load(link_out, allow_pickle=False) as fresh:
+        assert same_category({k: fresh[k] for k in fresh.files}, LINKAGE_FILE), (
+            "routing/data/linkage_model.npz is stale: run python -m routing.train and commit it")
+    linkage = LinkageModel.load(LINKAGE_FILE)
+    assert {"119", "120",
+            "122"} <= set(linkage.hotlines) and all(0 < t < 1 for t in linkage.thresholds.values())
     model = DangerModel.load(MODEL_FILE)
     assert 0.0 < model.threshold < 1.0 and len(model.weights) > 1000
     category = CategoryModel.load(CATEGORY_FILE)
@@ -110,3 +118,15 @@ def test_the_category_model_ranks_what_the_rules_do_not_know() -> None:
     res = Router().route(text, "12345")
     assert res.category is not None and res.category["code"] == "A13" and res.action == "accept"
     assert any(r.startswith("model: category A13") for r in res.reasons)
+
+
+def test_the_linkage_model_names_what_the_rules_miss_and_says_so() -> None:
+    from routing.engine import Router
+
+    router = Router()
+    # no rule names 122 for a crash told without the word 车祸; the model does, and explains itself
+    res = router.route("两辆车在路口撞一块了，司机下不来车，腿卡住了", "12345")
+    assert "122" in res.linkage, res
+    assert any(r.startswith("model: linkage 122") for r in res.reasons), res.reasons
+    plain = router.route("请问社保卡补办需要带什么材料", "12345")
+    assert plain.linkage == [], plain.linkage
