@@ -241,6 +241,9 @@ def train_category() -> dict[str, Any]:
 LINKAGE_C_GRID = (4.0, 16.0, 64.0)
 MAX_FALSE_LINK = 0.05  # of the corpus's dev cases that need no such hotline, named anyway (CV)
 MIN_LINKED = 10        # a hotline with fewer labelled cases is left to the rules
+# and at least half of the cases it is named for need it: a rare hotline (gas, heating) named for 5%
+# of all matters would be wrong far more often than right
+MIN_LINK_PRECISION = 0.5
 
 
 def train_linkage() -> dict[str, Any]:
@@ -269,8 +272,9 @@ def train_linkage() -> dict[str, Any]:
         by_rules = np.array([h in r for r in rules])
         folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(x, y))
         best: tuple[float, float, float, float] | None = None  # (recall, -false, C, threshold)
+        oofs: dict[float, Any] = {}
         for c in LINKAGE_C_GRID:
-            oof = np.zeros(len(cases))
+            oof = oofs[c] = np.zeros(len(cases))
             for train_rows, test_rows in folds:
                 model = LogisticRegression(C=c, class_weight="balanced", solver="liblinear",
                                            random_state=SEED,
@@ -280,13 +284,15 @@ def train_linkage() -> dict[str, Any]:
             for t in sorted({round(float(p), 4) for p in oof[judged]} | {0.5}):
                 named = by_rules | (oof >= t)
                 false = float(named[neg].mean()) if len(neg) else 0.0
-                if false > MAX_FALSE_LINK:
+                named_pos, named_all = int(named[pos].sum()), int(named[judged].sum())
+                if false > MAX_FALSE_LINK or (named_all and named_pos / named_all < MIN_LINK_PRECISION):
                     continue
                 cand = (float(named[pos].mean()), -false, c, t)
                 if best is None or cand[:2] > best[:2] or (cand[:2] == best[:2] and t > best[3]):
                     best = cand
         assert best is not None
         recall, neg_false, c, t = best
+        oof_best = oofs[c]
         final = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", random_state=SEED,
                                    max_iter=1000).fit(x[np.arange(len(cases))], y)
         hotlines.append(h)
@@ -295,7 +301,9 @@ def train_linkage() -> dict[str, Any]:
         thresholds.append(t)
         report.append({"hotline": h, "cases": int(y[judged].sum()), "C": c, "threshold": t,
                        "rules_alone_recall": round(float(by_rules[judged][y[judged] == 1].mean()), 4),
-                       "rules_or_model_recall": round(recall, 4), "false_link": round(-neg_false, 4)})
+                       "rules_or_model_recall": round(recall, 4), "false_link": round(-neg_false, 4),
+                       "precision": round(float((by_rules | (oof_best >= t))[judged][y[judged] == 1].sum()
+                                                / max(1, (by_rules | (oof_best >= t))[judged].sum())), 4)})
     return {
         "vocab": np.array(vec.get_feature_names_out(), dtype=str),
         "hotlines": np.array(hotlines, dtype=str),
@@ -304,7 +312,8 @@ def train_linkage() -> dict[str, Any]:
         "thresholds": np.array(thresholds, dtype=np.float32),
         "format": np.array(LINKAGE_FORMAT),
         "meta": np.array(json.dumps({"trained_on": len(cases), "seed": SEED, "folds": FOLDS,
-                                     "max_false_link": MAX_FALSE_LINK, "hotlines": report}, sort_keys=True)),
+                                     "max_false_link": MAX_FALSE_LINK, "min_precision": MIN_LINK_PRECISION,
+                                     "hotlines": report}, sort_keys=True)),
     }
 
 
