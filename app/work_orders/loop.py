@@ -100,6 +100,8 @@ class WorkOrderLoop:
                 raise WorkOrderNotFound(f"no work order {ticket}", details={"ticket": ticket})
             view = self._with_suggestion(order_view(row, parts, who, await history_of(conn, ticket),
                                                     await alerts_of(conn, ticket)), row, who)
+            if who.role != DEPARTMENT:  # proposed for merging (并单); the operator decides
+                view["repeats"] = [r["ticket"] for r in await self._repeats_in(conn, row)]
             await audit(conn, who, "read_work_order", ticket, {"ticket": ticket})
         return view
 
@@ -137,41 +139,24 @@ class WorkOrderLoop:
             row = await load_order(conn, ticket)
             if row is None:
                 raise WorkOrderNotFound(f"no work order {ticket}", details={"ticket": ticket})
-            same = [
-                c
-                for c in (
-                    W.caller == row["caller"] if row["caller"] else None,
-                    W.address == row["address"] if row["address"] else None,
-                )
-                if c is not None
-            ]
-            found: list[dict[str, Any]] = []
-            if same and row["category_code"]:
-                res = await conn.execute(
-                    select(W.ticket, W.status, W.summary, W.created_at, W.caller, W.address)
-                    .where(
-                        W.ticket != ticket,
-                        W.category_code == row["category_code"],
-                        or_(*same),
-                        W.created_at >= row["created_at"] - self.repeat_window_s,
-                        W.status.not_in([s.value for s in (*FINAL_ORDER_STATES, State.RESOLVED_ON_CALL)]),
-                    )
-                    .order_by(W.created_at.desc())
-                    .limit(20)
-                )
-                found = [
-                    {
-                        "ticket": r.ticket,
-                        "status": r.status,
-                        "summary": r.summary,
-                        "created_at": r.created_at,
-                        "same_caller": bool(row["caller"]) and r.caller == row["caller"],
-                        "same_address": bool(row["address"]) and r.address == row["address"],
-                    }
-                    for r in res
-                ]
+            found = await self._repeats_in(conn, row)
             await audit(conn, who, "repeat_candidates", ticket, {"found": len(found)})
         return {"ticket": ticket, "candidates": found, "window_s": self.repeat_window_s}
+
+    async def _repeats_in(self, conn: AsyncConnection, row: dict[str, Any]) -> list[dict[str, Any]]:
+        same = [c for c in (W.caller == row["caller"] if row["caller"] else None,
+                            W.address == row["address"] if row["address"] else None) if c is not None]
+        if not same or not row["category_code"] or row["status"] in FINAL_ORDER_STATES:
+            return []
+        res = await conn.execute(
+            select(W.ticket, W.status, W.summary, W.created_at, W.caller, W.address)
+            .where(W.ticket != row["ticket"], W.category_code == row["category_code"], or_(*same),
+                   W.created_at >= row["created_at"] - self.repeat_window_s,
+                   W.status.not_in([s.value for s in (*FINAL_ORDER_STATES, State.RESOLVED_ON_CALL)]))
+            .order_by(W.created_at.desc()).limit(20))
+        return [{"ticket": r.ticket, "status": r.status, "summary": r.summary, "created_at": r.created_at,
+                 "same_caller": bool(row["caller"]) and r.caller == row["caller"],
+                 "same_address": bool(row["address"]) and r.address == row["address"]} for r in res]
 
     @staticmethod
     def _may_see(parts: list[dict[str, Any]], who: Principal) -> bool:

@@ -355,6 +355,7 @@ async def test_a_repeat_is_proposed_and_merged_by_the_operator(lapi: LoopApi) ->
     found = await lapi.ok("GET", f"/api/work-orders/{second}/repeats")
     assert [c["ticket"] for c in found["candidates"]] == [first] and found["candidates"][0]["same_caller"]
     assert other not in [c["ticket"] for c in found["candidates"]]
+    assert (await lapi.order(second, "operator"))["repeats"] == [first]  # proposed with the order itself
     merged = await lapi.ok("POST", f"/api/work-orders/{second}/merge", json={"into": first})
     assert (merged["work_order"]["status"], merged["work_order"]["merged_into"]) == ("merged", first)
     target = await lapi.order(first)
