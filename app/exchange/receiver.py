@@ -47,6 +47,7 @@ from hotline.exchange import (
 from hotline.platforms import Service
 
 log = logging.getLogger(__name__)
+UNAUTHENTICATED = (ExchangeUnsigned, ExchangeUnknownPeer, ExchangeStaleTimestamp, ExchangeBadSignature)
 LOGGED_BODY = 4096  # of a refused message: enough to see what it was, not a store for junk
 
 
@@ -160,10 +161,15 @@ class Receiver:
 
     async def _log_refusal(self, peer: str | None, body: bytes, exc: ApiError, now: float) -> None:
         msg = None
-        try:
-            msg = Message.model_validate_json(body)
-        except (ValidationError, ValueError):
-            pass
+        if isinstance(exc, UNAUTHENTICATED):
+            # Anyone can send those: the log keeps that they came and why they were refused, not what
+            # they carried (no store for a stranger's bytes, and nothing of theirs parsed).
+            body = b""
+        else:
+            try:
+                msg = Message.model_validate_json(body)
+            except (ValidationError, ValueError):
+                pass
         try:
             async with self.db.write() as conn:
                 await self._inbox(

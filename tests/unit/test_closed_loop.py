@@ -405,6 +405,13 @@ async def test_the_exchange_refuses_unsigned_and_tampered_messages(lapi: LoopApi
     async with lapi.app[keys.DATABASE].read() as conn:
         outcomes = [r[0] for r in await conn.execute(select(InboxRow.outcome).order_by(InboxRow.id))]
     assert outcomes.count("applied") == 1 and outcomes.count("refused") == 4
+    async with lapi.app[keys.DATABASE].read() as conn:
+        kept = {r.error_id: r.body for r in await conn.execute(
+            select(InboxRow.error_id, InboxRow.body).where(InboxRow.outcome == "refused"))}
+    # a stranger's bytes are not stored; a signed message's are
+    strangers = ("exchange.unsigned", "exchange.bad_signature", "exchange.stale_timestamp")
+    assert {kept[e] for e in strangers} == {""}
+    assert kept["exchange.replayed"].startswith("{")
     log = await lapi.ok("GET", "/api/exchange/log?direction=in", "admin")
     assert len(log["messages"]) == len(outcomes)
 
