@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .corpus import load_corpus, split
+from .corpus import load_corpus, load_frozen2, split
 from .engine import PLATFORMS, Router
 from .errors import RoutingDataError, RoutingInputError
 from .evaluate import (
@@ -88,8 +88,10 @@ def _cmd_route(argv: list[str], out: TextIO, err: TextIO) -> int:
 def _cmd_eval(argv: list[str], out: TextIO, err: TextIO) -> int:
     p = argparse.ArgumentParser(prog="route eval", description="Evaluate routing on the labelled cases.")
     p.add_argument("--floors", action="store_true", help="exit 1 when a figure is under its floor")
-    p.add_argument("--set", choices=("dev", "heldout", "all", "corpus", "corpus-dev", "corpus-test"),
-                   default="all", help="all: dev + held-out + the corpus's dev and frozen test splits")
+    p.add_argument("--set", choices=("dev", "heldout", "all", "corpus", "corpus-dev", "corpus-test",
+                                     "corpus-test2"),
+                   default="all",
+                   help="all: dev, held-out, the corpus's dev and frozen test splits, the second frozen set")
     p.add_argument("--cases", type=Path, action="append", help="evaluate these JSONL files instead")
     p.add_argument("--data", type=Path, help="rules folder")
     p.add_argument("--misses", action="store_true", help="list every wrong answer")
@@ -117,6 +119,9 @@ def _cmd_eval(argv: list[str], out: TextIO, err: TextIO) -> int:
                 sets.append((f"corpus dev ({len(corpus_dev)})", corpus_dev, False))
             if args.set != "corpus-dev":
                 sets.append((f"corpus FROZEN TEST ({len(corpus_test)}; never tuned on)", corpus_test, False))
+        if args.set in ("all", "corpus-test2"):
+            second = load_frozen2()
+            sets.append((f"SECOND FROZEN SET ({len(second)}; new authors, never tuned on)", second, False))
     failures = []
     summary = []
     for label, cases, enforced in sets:

@@ -25,6 +25,10 @@ from .evaluate import CASES_DIR, load_cases
 
 CORPUS_DIR = CASES_DIR / "corpus"
 FROZEN_TEST_MANIFEST = CORPUS_DIR / "frozen_test.json"
+# The second frozen set: whole batches written later by new independent authors, outside the corpus
+# folder so that nothing that reads the corpus (training above all) can read them. Every case is test.
+FROZEN2_DIR = CASES_DIR / "frozen2"
+FROZEN2_MANIFEST = FROZEN2_DIR / "frozen_test.json"
 TEST_SHARE_IN_10 = 3
 
 ANNEX_PARTS = ("一", "二", "三", "四", "不纳入")
@@ -78,9 +82,15 @@ def part_of(annex_item: str | None) -> str:
     return next((p for p in ANNEX_PARTS if annex_item.startswith(p)), "?")
 
 
+def load_frozen2() -> list[dict[str, Any]]:
+    """The second frozen set (every case of it is test; none is ever trained or tuned on)."""
+    return load_corpus(FROZEN2_DIR) if FROZEN2_DIR.is_dir() else []
+
+
 def write_manifest(path: Path = FROZEN_TEST_MANIFEST) -> dict[str, Any]:
-    """Freeze the test split as it is now (``python -m routing.corpus --freeze``)."""
-    _, test = split(load_corpus(path.parent))
+    """Freeze the test split as it is now (``python -m routing.corpus --freeze``; ``--freeze2`` for the
+    second frozen set, all of whose cases are test)."""
+    test = load_frozen2() if path == FROZEN2_MANIFEST else split(load_corpus(path.parent))[1]
     doc = manifest(test)
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return doc
@@ -89,8 +99,8 @@ def write_manifest(path: Path = FROZEN_TEST_MANIFEST) -> dict[str, Any]:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["--freeze"]:
-        d = write_manifest()
+    if sys.argv[1:] in (["--freeze"], ["--freeze2"]):
+        d = write_manifest(FROZEN2_MANIFEST if sys.argv[1] == "--freeze2" else FROZEN_TEST_MANIFEST)
         print(f"froze {d['cases']} test cases, digest {d['digest'][:16]}")
     else:
         dev_cases, test_cases = split(load_corpus())

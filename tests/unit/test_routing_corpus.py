@@ -16,6 +16,7 @@ from routing.corpus import (
     case_digest,
     in_test,
     load_corpus,
+    load_frozen2,
     manifest,
     split,
 )
@@ -39,7 +40,7 @@ def test_there_is_a_corpus_in_independent_batches() -> None:
     assert [i for i, n in ids.items() if n > 1] == []
 
 
-@pytest.mark.parametrize("case", CORPUS, ids=lambda c: str(c["id"]))
+@pytest.mark.parametrize("case", CORPUS + load_frozen2(), ids=lambda c: str(c["id"]))
 def test_every_case_is_well_formed(case: dict) -> None:
     assert isinstance(case["text"], str) and case["text"].strip()
     assert case["category"] and set(case["category"]) <= CODES | {"X"}, case["category"]
@@ -75,6 +76,18 @@ def test_the_frozen_test_split_is_unchanged() -> None:
         "the frozen test split changed: re-freeze (python -m routing.corpus --freeze) only to add a new "
         "batch or fix a label, in its own commit that says why")
     assert frozen["digest"] == now["digest"]
+
+
+def test_the_second_frozen_set_is_unchanged_and_never_in_the_corpus() -> None:
+    from routing.corpus import FROZEN2_MANIFEST, load_frozen2
+
+    second = load_frozen2()
+    frozen = json.loads(FROZEN2_MANIFEST.read_text(encoding="utf-8"))
+    assert manifest(second)["ids"] == frozen["ids"] and manifest(second)["digest"] == frozen["digest"], (
+        "the second frozen set changed: it is re-frozen (python -m routing.corpus --freeze2) only to add "
+        "a batch, in its own commit that says why")
+    assert len(second) >= 400 and not {c["id"] for c in second} & {c["id"] for c in CORPUS}
+    assert {c["batch"] for c in second}.isdisjoint({c["batch"] for c in CORPUS})
 
 
 def test_a_digest_covers_the_words_and_the_labels() -> None:
