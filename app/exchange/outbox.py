@@ -24,10 +24,11 @@ import aiohttp
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.background import Background
 from app.db import Database
 from app.models import OutboxRow as O
 from app.models import WorkOrderPartRow as P
-from hotline.exchange import PATH, Message, signed_headers
+from hotline.exchange import Message, signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,9 @@ class HttpTransport:
             await self._session.close()
 
 
-class Sender:
+class Sender(Background):
+    name = "exchange-sender"
+
     def __init__(
         self,
         db: Database,
@@ -145,20 +148,8 @@ class Sender:
         self.retry_max_s = retry_max_s
         self.poll_s = poll_s
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(concurrency)  # messages in flight at once
         self.delivered = 0
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="exchange-sender")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         while True:
@@ -275,6 +266,3 @@ class Sender:
             .values(peer_ticket=str(answer["ticket"])[:32], peer_part=int(answer.get("part", 1)))
         )
 
-
-def exchange_url(base: str) -> str:
-    return base.rstrip("/") + PATH

@@ -10,7 +10,6 @@ exchange log shows every message that arrived.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -185,9 +184,3 @@ class Receiver:
             res = await conn.execute(delete(N).where(N.at < self.clock() - 2 * self.window_s))
         return res.rowcount
 
-
-def peek_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None

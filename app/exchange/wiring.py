@@ -10,7 +10,6 @@ from __future__ import annotations
 from app.errors import ApiError
 from app.exchange.outbox import Delivery, HttpTransport
 from app.exchange.receiver import Receiver
-from hotline.platforms import Service
 from hotline.secrets import LOCAL_EXCHANGE, Secrets
 from hotline.site import Site
 
@@ -52,6 +51,6 @@ class Transport:
 
 
 def retry_ceiling(site: Site) -> dict[str, float]:
-    return {p.value: t.retry_max_s for p, t in site.exchange.peers.items()} | {
-        p.value: 5.0 for p in site.exchange.platforms if isinstance(p, Service)
-    }
+    """The backoff ceiling towards each platform (this installation's own: 5 s)."""
+    return {p.value: 5.0 for p in site.exchange.platforms} | {
+        p.value: t.retry_max_s for p, t in site.exchange.peers.items()}

@@ -30,8 +30,8 @@ from app.models import WorkOrderRow as W
 from app.notifier import TranscriptNotifier
 from app.transcripts.services import TranscriptService
 from app.work_orders.alerts import LifeThreatAlerts
-from app.work_orders.drafting import caller_text, draft_fields, kind_of, ticket_number, trigger_sentence
-from app.work_orders.store import DRAFT, load, work_order_event, work_order_json
+from app.work_orders.drafting import caller_text, draft_fields, kind_of, trigger_sentence
+from app.work_orders.store import DRAFT, load, number_order, work_order_event, work_order_json
 from hotline.contracts import Service
 from routing.engine import Router
 
@@ -144,7 +144,6 @@ class WorkOrderCreator:
             **fields))).scalar_one_or_none()
         if new_id is None:
             return False
-        ticket = ticket_number(service, new_id, now)
-        await conn.execute(update(W).where(W.id == new_id).values(ticket=ticket))
+        ticket = await number_order(conn, new_id, service, now)
         log.info("work order %s drafted for call %s", ticket, linkedid)
         return True

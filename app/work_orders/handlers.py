@@ -60,9 +60,6 @@ class Handlers:
     def all(self) -> list[Handler]:
         return list(self._by_id.values())
 
-    def is_local_platform(self, handler: Handler) -> bool:
-        return handler.platform is not None and handler.platform in self.local
-
     def suggest(self, dispatch: Iterable[dict[str, Any]]) -> list[str]:
         """Handler ids for the routing's dispatch suggestion (110, the local government of the named
         district, the department of the category), those this site has."""

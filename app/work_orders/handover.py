@@ -16,15 +16,12 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import insert, update
-
 from app.calls.services import CallService
-from app.models import WorkOrderRow as W
-from app.work_orders.drafting import kind_of, ticket_number
+from app.work_orders.drafting import kind_of
 from app.work_orders.history import Moves, parts_of
 from app.work_orders.lifecycle import State, Step
 from app.work_orders.loop import SYSTEM, WorkOrderLoop, classify
-from app.work_orders.store import load
+from app.work_orders.store import insert_order, load
 from hotline.contracts import Outcome
 from hotline.platforms import Service
 
@@ -134,37 +131,10 @@ class Handover:
     @staticmethod
     async def _minimal(conn: Any, linkedid: str, call: dict[str, Any], now: float) -> dict[str, Any]:
         service = call["service"]
-        values = {
-            "ticket": f"pending-{linkedid}"[:32],
-            "linkedid": linkedid,
-            "kind": kind_of(service),
-            "service": service,
-            "status": State.DRAFT.value,
-            "category_code": None,
-            "category_name": None,
+        await insert_order(conn, {
+            "linkedid": linkedid, "kind": kind_of(service), "service": service, "status": State.DRAFT.value,
             "action": "transfer_110" if service == Service.HOTLINE_12345 else "transfer_12345",
-            "life_threat": False,
-            "linkage": [],
-            "address": None,
-            "slots": {},
-            "summary": NO_WORDS,
-            "dispatch": [],
-            "rules_version": "none",
-            "caller_segments": 0,
-            "suggestion": None,
-            "alert": None,
-            "created_at": now,
-            "updated_at": now,
-            "confirmed_by": None,
-            "confirmed_at": None,
-            "caller": call.get("caller"),
-            "words": "",
-            "version": 0,
-            "confidential": False,
-        }
-        new_id = (await conn.execute(insert(W).values(**values).returning(W.id))).scalar_one()
-        ticket = ticket_number(service, new_id, now)
-        await conn.execute(update(W).where(W.id == new_id).values(ticket=ticket))
+            "summary": NO_WORDS, "rules_version": "none", "caller": call.get("caller"), "words": ""}, now)
         row = await load(conn, linkedid=linkedid, for_update=True)
         assert row is not None
         return row

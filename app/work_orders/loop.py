@@ -16,13 +16,14 @@ Who may do what:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth import DEPARTMENT, OPERATOR, PEER, SUPERVISOR, Principal
@@ -42,10 +43,11 @@ from app.exchange.outbox import Outbox
 from app.models import WorkOrderPartRow as P
 from app.models import WorkOrderRow as W
 from app.work_orders.deadlines import Limit, Limits, RequestKind, WorkCalendar, request_kind
-from app.work_orders.drafting import kind_of, ticket_number
+from app.work_orders.drafting import kind_of
 from app.work_orders.handlers import Handler, Handlers
 from app.work_orders.history import Moves, alerts_of, history_of, load_order, part_no, parts_of
 from app.work_orders.lifecycle import FINAL_ORDER_STATES, HANDLER_STEPS, LIVE_PART_STATES, State, Step
+from app.work_orders.store import insert_order
 from app.work_orders.views import order_view
 from hotline.exchange import Message
 
@@ -495,44 +497,16 @@ class WorkOrderLoop:
         ).first()
         if existing is not None:  # the same part handed over again under a new message id
             return {"ticket": existing.ticket, "part": existing.no, "state": "dispatched"}
-        values = {
-            "ticket": f"pending-{msg.message_id}"[:32],
-            "linkedid": None,
-            "kind": kind_of(service),
-            "service": service,
-            "status": State.ACCEPTED.value,
+        values = await insert_order(conn, {
+            "kind": kind_of(service), "service": service, "status": State.ACCEPTED.value,
             "category_code": o.category.code if o.category else None,
-            "category_name": o.category.name if o.category else None,
-            "action": "accept",
-            "life_threat": o.life_threat,
-            "linkage": list(o.linkage),
-            "address": o.address,
-            "slots": {},
+            "category_name": o.category.name if o.category else None, "action": "accept",
+            "life_threat": o.life_threat, "linkage": list(o.linkage), "address": o.address,
             "summary": o.summary,
-            "dispatch": [],
-            "rules_version": f"peer:{msg.sender.value}",
-            "caller_segments": 0,
-            "suggestion": None,
-            "alert": None,
-            "created_at": now,
-            "updated_at": now,
-            "confirmed_by": moves.who.name,
-            "confirmed_at": now,
-            "caller": o.caller,
-            "contact": o.contact,
-            "confidential": o.confidential,
-            "request_kind": o.request_kind,
-            "words": o.words,
-            "origin": msg.sender.value,
-            "peer_ticket": o.ticket,
-            "peer_transcript": o.transcript,
-            "merged_into": None,
-            "closed_at": None,
-            "version": 0,
-        }
-        new_id = (await conn.execute(insert(W).values(**values).returning(W.id))).scalar_one()
-        values.update(id=new_id, ticket=ticket_number(service, new_id, now))
-        await conn.execute(update(W).where(W.id == new_id).values(ticket=values["ticket"]))
+            "rules_version": f"peer:{msg.sender.value}", "confirmed_by": moves.who.name, "confirmed_at": now,
+            "caller": o.caller, "contact": o.contact, "confidential": o.confidential,
+            "request_kind": o.request_kind, "words": o.words, "origin": msg.sender.value,
+            "peer_ticket": o.ticket, "peer_transcript": o.transcript}, now)
         await moves.append(
             values["ticket"],
             None,
@@ -577,8 +551,13 @@ class WorkOrderLoop:
             view["suggested_handlers"] = self.handlers.suggest(row["dispatch"] or [])
         return view
 
-    def _moving(self, who: Principal) -> _Moving:
-        return _Moving(self, who)
+    @contextlib.asynccontextmanager
+    async def _moving(self, who: Principal) -> AsyncIterator[tuple[AsyncConnection, Moves]]:
+        """One write transaction; its moves are published once it has committed."""
+        async with self.db.write() as conn:
+            moves = Moves(conn, who, self.clock())
+            yield conn, moves
+        self.published(moves)
 
     def published(self, moves: Moves) -> None:
         for step in moves.steps:
@@ -588,24 +567,3 @@ class WorkOrderLoop:
 
 def classify(text: str, life_threat: bool, linkage: list[str]) -> str:
     return request_kind(text, life_threat, linkage).value
-
-
-class _Moving:
-    """``async with loop._moving(who) as (conn, moves)``: one write transaction; publishes after commit."""
-
-    def __init__(self, loop: WorkOrderLoop, who: Principal) -> None:
-        self.loop = loop
-        self.who = who
-        self._cm: Any = None
-        self.moves: Moves | None = None
-
-    async def __aenter__(self) -> tuple[AsyncConnection, Moves]:
-        self._cm = self.loop.db.write()
-        conn = await self._cm.__aenter__()
-        self.moves = Moves(conn, self.who, self.loop.clock())
-        return conn, self.moves
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self._cm.__aexit__(*exc)
-        if exc[0] is None and self.moves is not None:
-            self.loop.published(self.moves)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import WorkOrderRow as W
 from app.transcripts import transcript_link
+from app.work_orders.drafting import ticket_number
 from app.work_orders.lifecycle import State
 from hotline.contracts import CallEvent, CallEventType
 
@@ -19,6 +21,33 @@ COLUMNS = tuple(c for c in W.__table__.columns.keys() if c != "id")
 # What the engine decides and an operator may see differently (kept apart once confirmed).
 ENGINE_FIELDS = ("category_code", "category_name", "action", "life_threat", "linkage", "address", "slots",
                  "summary", "dispatch", "rules_version", "caller_segments")
+
+
+# Columns a new order starts with unless its maker says otherwise.
+ORDER_DEFAULTS: dict[str, Any] = {
+    "linkedid": None, "category_code": None, "category_name": None, "life_threat": False, "linkage": [],
+    "address": None, "slots": {}, "dispatch": [], "caller_segments": 0, "suggestion": None, "alert": None,
+    "confirmed_by": None, "confirmed_at": None, "caller": None, "contact": None, "confidential": False,
+    "request_kind": None, "words": None, "origin": None, "peer_ticket": None, "peer_transcript": None,
+    "merged_into": None, "closed_at": None, "version": 0,
+}
+
+
+async def number_order(conn: AsyncConnection, order_id: int, service: str, at: float) -> str:
+    """Give a just-inserted order its ticket (the number comes from the row id)."""
+    ticket = ticket_number(service, order_id, at)
+    await conn.execute(update(W).where(W.id == order_id).values(ticket=ticket))
+    return ticket
+
+
+async def insert_order(conn: AsyncConnection, values: dict[str, Any], now: float) -> dict[str, Any]:
+    """Insert a new order (``ORDER_DEFAULTS`` for what ``values`` leaves out) and number it; the row
+    as stored, with its ``id`` and ``ticket``."""
+    row = {**ORDER_DEFAULTS, "created_at": now, "updated_at": now, **values}
+    row["ticket"] = uuid.uuid4().hex  # a placeholder, numbered from the row id in the same transaction
+    row["id"] = (await conn.execute(insert(W).values(**row).returning(W.id))).scalar_one()
+    row["ticket"] = await number_order(conn, row["id"], row["service"], now)
+    return row
 
 
 async def load(conn: AsyncConnection, *, linkedid: str | None = None, ticket: str | None = None,

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import and_, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.background import Background
 from app.db import Database
 from app.models import DeadlineAlertRow as A
 from app.models import WorkOrderPartRow as P
@@ -32,7 +33,9 @@ LIVE = sorted(s.value for s in LIVE_PART_STATES)
 URGED_TO = {1: "handler", 2: "handler's supervisor", 3: "leading group"}
 
 
-class DeadlineSweep:
+class DeadlineSweep(Background):
+    name = "deadline-sweep"
+
     def __init__(
         self,
         db: Database,
@@ -50,18 +53,6 @@ class DeadlineSweep:
         self.also = also  # other periodic upkeep (pruning exchange nonces)
         self.clock = clock
         self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="deadline-sweep")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         while True:
