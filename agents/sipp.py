@@ -156,7 +156,7 @@ Content-Length: 0
 
 
 def seat_scenario(ring_ms: int = 100, dtmf: str = "", dtmf_after_ms: int = 800, dtmf_mode: str = "info",
-                  dtmf_pcap: str = "", audio_pcap: str = "") -> str:
+                  dtmf_pcap: str = "", audio_pcap: str = "", hangup_after_ms: int = 0) -> str:
     """Seat UAS: ring, answer, optionally press ``dtmf`` after ``dtmf_after_ms``, then wait for the
     BYE (the caller or Asterisk ends the call).
 
@@ -205,7 +205,9 @@ Content-Length: [len]
   <pause milliseconds="60"/>
 """
     invite_recv = '<recv request="INVITE" crlf="true"/>'
-    if dtmf and dtmf_mode == "info":
+    if hangup_after_ms and dtmf:
+        raise ValueError("a seat that hangs up first presses no keys here")
+    if (dtmf and dtmf_mode == "info") or hangup_after_ms:
         invite_recv = """<recv request="INVITE" crlf="true">
     <action>
       <ereg regexp="sip:[^&gt;;]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
@@ -231,9 +233,120 @@ Content-Length: [len]
 {SDP}
 ]]></send>
   <recv request="ACK" rtd="true" crlf="true"/>
-{_play(audio_pcap)}{keys}  <recv request="BYE"/>
-{OK_TO_REQUEST}</scenario>
+{_play(audio_pcap)}{keys}{_seat_ends(hangup_after_ms)}</scenario>
 """
+
+
+def _seat_ends(hangup_after_ms: int) -> str:
+    """Wait for the BYE, or (``hangup_after_ms``) hang up first, as an operator does."""
+    if not hangup_after_ms:
+        return f'  <recv request="BYE"/>\n{OK_TO_REQUEST}'
+    return f"""  <pause milliseconds="{hangup_after_ms}"/>
+  <send retrans="500"><![CDATA[
+BYE [$remote_contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From:[$local_party];tag=[pid]SIPpTag01[call_number]
+To:[$remote_party]
+[last_Call-ID:]
+CSeq: 20 BYE
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <recv response="200" crlf="true"/>
+"""
+
+
+def phone_scenario(mode: str = "answer", ring_ms: int = 300) -> str:
+    """A caller's phone on the outbound trunk (a UAS for any INVITE): ``answer`` (then waits for
+    the BYE), ``busy`` (486 Busy Here), or ``ring`` (rings until Asterisk gives up: CANCEL)."""
+    hdrs = """[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
+    if mode == "busy":
+        body = f"""  <send><![CDATA[
+SIP/2.0 486 Busy Here
+{hdrs}
+Content-Length: 0
+]]></send>
+  <recv request="ACK" crlf="true"/>
+"""
+    elif mode == "ring":
+        body = f"""  <send><![CDATA[
+SIP/2.0 180 Ringing
+{hdrs}
+Content-Length: 0
+]]></send>
+  <recv request="CANCEL"/>
+{OK_TO_REQUEST}  <send><![CDATA[
+SIP/2.0 487 Request Terminated
+{hdrs}
+Content-Length: 0
+]]></send>
+  <recv request="ACK" crlf="true"/>
+"""
+    elif mode == "answer":
+        body = f"""  <send><![CDATA[
+SIP/2.0 180 Ringing
+{hdrs}
+Content-Length: 0
+]]></send>
+  <pause milliseconds="{ring_ms}"/>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+{hdrs}
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+]]></send>
+  <recv request="ACK" crlf="true"/>
+  <recv request="BYE"/>
+{OK_TO_REQUEST}"""
+    else:
+        raise ValueError(f"mode is answer, busy or ring, not {mode!r}")
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="phone {mode}">
+  <recv request="INVITE" crlf="true"/>
+{body}</scenario>
+"""
+
+
+@dataclass
+class Phone:
+    """The called party of outbound callbacks: SIPp answering every INVITE on ``ip:port`` (the
+    outbound trunk's contact) the same way. ``media_port``: the RTP port its SDP names (a test socket
+    that counts what it hears and sends the keys, as the phone's own audio would)."""
+
+    ip: str
+    port: int
+    mode: str = "answer"
+    media_port: int = 0
+    run: SippRun | None = None
+
+    def start(self) -> Phone:
+        scenario = phone_scenario(self.mode)
+        if self.media_port:
+            scenario = scenario.replace("m=audio [media_port] ", f"m=audio {self.media_port} ")
+        self.run = SippRun(["127.0.0.1", "-i", self.ip, "-p", str(self.port), "-mi", self.ip, "-mp", "0",
+                            "-nostdin", "-aa", "-trace_msg", "-message_file", "messages.log"],
+                           scenario).start()
+        time.sleep(0.2)
+        return self
+
+    def invites(self) -> int:
+        """How many INVITEs reached this phone (from SIPp's message log)."""
+        assert self.run is not None
+        log_file = self.run.workdir / "messages.log"
+        if not log_file.exists():
+            return 0
+        return log_file.read_text(errors="replace").count("INVITE sip:")
+
+    def close(self) -> None:
+        if self.run is not None:
+            self.run.close()
 
 
 def sipp_binary() -> str:
@@ -319,8 +432,9 @@ class SippRun:
 def place_call(*, asterisk: str, service: str, caller: str, talk_ms: int = 2000,
                local_ip: str = "127.0.0.2", local_port: int = 0, calls: int = 1,
                concurrency: int = 1, rate: float | None = None,
-               unique_callers: bool = False, audio_pcap: str = "") -> SippRun:
-    """Start a caller run from the trunk address (returns at once; call ``wait``)."""
+               unique_callers: bool = False, audio_pcap: str = "", media_port: int = 0) -> SippRun:
+    """Start a caller run from the trunk address (returns at once; call ``wait``). ``media_port``:
+    the RTP port the caller's SDP names (a test socket that hears the prompts and sends keys)."""
     args = [asterisk, "-i", local_ip, "-p", str(local_port), "-s", service, "-key", "caller", caller,
             "-m", str(calls), "-l", str(concurrency), "-mi", local_ip, "-mp", "0",
             "-timeout_error", "-recv_timeout", "600000", "-nostdin"]
@@ -328,7 +442,10 @@ def place_call(*, asterisk: str, service: str, caller: str, talk_ms: int = 2000,
         args += ["-r", str(rate)]
     else:
         args += ["-r", str(max(1, concurrency))]
-    return SippRun(args, caller_scenario(talk_ms, unique_callers, audio_pcap)).start()
+    scenario = caller_scenario(talk_ms, unique_callers, audio_pcap)
+    if media_port:
+        scenario = scenario.replace("m=audio [media_port] ", f"m=audio {media_port} ")
+    return SippRun(args, scenario).start()
 
 
 def _free_udp_port(ip: str) -> int:
@@ -355,6 +472,7 @@ class Seat:
     dtmf_mode: str = "info"   # "info" (SIP INFO) or "rfc4733" (RTP telephone-events, as phones send)
     media_port: int = 0       # announce this RTP port instead of SIPp's (a test listens on it)
     audio_pcap: str = ""      # what the operator says once answered (agents.speech.write_speech_pcap)
+    hangup_after_ms: int = 0  # the operator hangs up first, this long after answering
 
     def register(self, timeout: float = 10.0, *, scenario: str = "") -> None:
         if not self.port:
@@ -390,7 +508,7 @@ class Seat:
             pcap = str(workdir / "dtmf.pcap")
             write_dtmf_pcap(pcap, self.dtmf)
         scenario = seat_scenario(self.ring_ms, self.dtmf, self.dtmf_after_ms, self.dtmf_mode, pcap,
-                                 self.audio_pcap)
+                                 self.audio_pcap, self.hangup_after_ms)
         if self.media_port:
             # Only the answer's SDP (the 200 OK) carries it: Asterisk then sends this seat's audio
             # to a socket the caller of this class owns, where it can be counted.

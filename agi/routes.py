@@ -16,7 +16,8 @@ from types import MappingProxyType
 
 from agi.intake import IntakeRequest, IntakeService, degraded_answer
 from agi.protocol import AgiValueError, set_variable_command
-from hotline.names import AGI_ROUTE_INTAKE, VAR_INTAKE
+from agi.survey import AgiSession, SurveyService
+from hotline.names import AGI_ROUTE_INTAKE, AGI_ROUTE_RATING, AGI_ROUTE_SURVEY, VAR_INTAKE
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,24 @@ class AgiDeps:
     """What handlers may use. Built once by the server (or the classic script)."""
 
     intake: IntakeService
+    survey: SurveyService | None = None  # the interactive routes (rating, survey)
 
 
 Handler = Callable[[AgiCall, AgiDeps], Awaitable[dict[str, str]]]
+# An interactive handler speaks AGI commands with Asterisk (prompts, keys) through the session.
+InteractiveHandler = Callable[[AgiCall, AgiDeps, AgiSession], Awaitable[dict[str, str]]]
+
+
+def _no_variables() -> dict[str, str]:
+    return {}
 
 
 @dataclass(frozen=True)
 class Route:
-    handler: Handler
-    fallback: Callable[[], dict[str, str]]  # the answer on timeout or error
+    handler: Handler | None = None
+    fallback: Callable[[], dict[str, str]] = _no_variables  # the answer on timeout or error
+    interactive: InteractiveHandler | None = None
+    budget_s: float | None = None  # interactive routes: their own limit (prompts take seconds)
 
 
 async def intake(call: AgiCall, deps: AgiDeps) -> dict[str, str]:
@@ -54,8 +64,24 @@ async def intake(call: AgiCall, deps: AgiDeps) -> dict[str, str]:
     return decision.variables
 
 
+async def rating(call: AgiCall, deps: AgiDeps, session: AgiSession) -> dict[str, str]:
+    """``agi://.../rating,${HOTLINE_LINKEDID}``: the end-of-call rating (一次一评)."""
+    assert deps.survey is not None
+    return await deps.survey.rate(session, call.env, call.args)
+
+
+async def survey(call: AgiCall, deps: AgiDeps, session: AgiSession) -> dict[str, str]:
+    """``agi://.../survey,<task>,<attempt>,<platform>``: a work order's 回访 call."""
+    assert deps.survey is not None
+    return await deps.survey.survey_call(session, call.env, call.args)
+
+
 ROUTES: Mapping[str, Route] = MappingProxyType({
     AGI_ROUTE_INTAKE: Route(handler=intake, fallback=degraded_answer),
+    # a prompt, up to `tries` times, and the key's timeout: well under a minute
+    AGI_ROUTE_RATING: Route(interactive=rating, budget_s=60.0),
+    # who calls, the matter and the reply read out, two questions
+    AGI_ROUTE_SURVEY: Route(interactive=survey, budget_s=240.0),
 })
 
 
@@ -67,6 +93,7 @@ async def run_route(route: Route, call: AgiCall, deps: AgiDeps, budget_s: float)
     """
     try:
         async with asyncio.timeout(budget_s):
+            assert route.handler is not None, "an interactive route is run by run_interactive"
             variables = await route.handler(call, deps)
     except TimeoutError:
         log.warning("AGI route %s over its %d ms budget; answered with defaults", call.route,
@@ -76,6 +103,19 @@ async def run_route(route: Route, call: AgiCall, deps: AgiDeps, budget_s: float)
         log.exception("AGI route %s failed; answered with defaults", call.route)
         return route.fallback()
     return safe_variables(variables)
+
+
+async def run_interactive(route: Route, call: AgiCall, deps: AgiDeps, session: AgiSession) -> None:
+    """Run an interactive handler within its own budget; a failure only ends the prompts (the
+    dialplan goes on, and the caller is never held by it)."""
+    assert route.interactive is not None
+    try:
+        async with asyncio.timeout(route.budget_s or 60.0):
+            await route.interactive(call, deps, session)
+    except TimeoutError:
+        log.warning("AGI route %s over its %.0f s budget; ended", call.route, route.budget_s or 60.0)
+    except Exception:
+        log.exception("AGI route %s failed; the dialplan goes on", call.route)
 
 
 def safe_variables(variables: Mapping[str, str]) -> dict[str, str]:

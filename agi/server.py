@@ -22,9 +22,11 @@ from panoramisk.fast_agi import Application, Request
 
 from agi.intake import IntakeService, Sink
 from agi.protocol import MAX_ENV_BYTES, agi_args, parse_env, route_name, set_variable_command
-from agi.routes import ROUTES, AgiCall, AgiDeps, Route, run_route
+from agi.routes import ROUTES, AgiCall, AgiDeps, Route, run_interactive, run_route
 from agi.stats import RedisSessionLog, SessionStats
+from agi.survey import PanoramiskSession, SurveyService
 from hotline.settings import Settings
+from hotline.site import load_site
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -74,6 +76,9 @@ class FastAgiApplication(Application):
         async def endpoint(request: Request) -> None:
             call = AgiCall(route=name, env=request.headers, args=tuple(agi_args(request.headers)),
                            received_at=time.time())
+            if route.interactive is not None:
+                await run_interactive(route, call, deps, PanoramiskSession(request))
+                return
             variables = await run_route(route, call, deps, budget_s)
             await send_variables(request, variables)
 
@@ -219,7 +224,10 @@ async def start_agi_server(
     """
     if intake is None:
         intake = IntakeService(redis=redis, sink=sink, redis_timeout_s=settings.agi_budget_ms / 2000)
-    server = AgiServer(settings, AgiDeps(intake=intake))
+    survey = SurveyService(sink=sink, survey=load_site(settings.site_file).survey,
+                           prompts_dir=settings.effective_asterisk_sounds_dir,
+                           local_sounds_dir=settings.effective_sounds_dir)
+    server = AgiServer(settings, AgiDeps(intake=intake, survey=survey))
     if redis is not None:
         server.session_log = RedisSessionLog(redis)
         server.session_log.start()

@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 
 from app import flows_api, keys, route_api
 from app.auth import TokenBook
+from app.callbacks import http as callbacks_http
+from app.callbacks.scheduler import CallbackScheduler
 from app.calls import http as calls_http
 from app.calls.context import CallContext
 from app.calls.services import CallService
@@ -84,6 +86,7 @@ def create_app(
     work_orders_http.setup_routes(app)
     loop_http.setup_routes(app)
     exchange_http.setup_routes(app)
+    callbacks_http.setup_routes(app)
     # flows: call_flows.flows.FlowService / ConferenceFlows, wired in by `hotline up`
     flows_api.setup_routes(app, flows, conference_flows)
     return app
@@ -167,6 +170,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                           also=receiver.prune_nonces)
     handover = Handover(calls, loop)
     calls.watchers.append(handover.watch)
+    calendar = calendar_of(site.deadlines)
+    callbacks = CallbackScheduler(db, calls, loop, site.callbacks, site.exchange.platforms,
+                                  flows.originate if flows else None, harassment=app[keys.HARASSMENT],
+                                  sounds_dir=settings.effective_sounds_dir,
+                                  tick_s=settings.callback_tick_ms / 1000, is_workday=calendar.is_workday)
+    loop.on_all_replied = callbacks.schedule_survey
+    calls.watchers.append(callbacks.on_events)
+    app[keys.CALLBACKS] = callbacks
     app[keys.LOOP] = loop
     app[keys.HANDOVER] = handover
     app[keys.RECEIVER] = receiver
@@ -179,9 +190,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     if site.exchange.enabled:
         sender.start()
         sweep.start()
+    if flows is not None:  # placing calls needs Asterisk (AMI): an API-only process only queues them
+        callbacks.start()
     try:
         yield
     finally:
+        await callbacks.stop()
         await handover.stop()
         await sweep.stop()
         await sender.stop()

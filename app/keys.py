@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.auth import Principal, TokenBook
+from app.callbacks.scheduler import CallbackScheduler
 from app.calls.services import CallService
 from app.db import Database
 from app.exchange.outbox import Sender
@@ -49,6 +50,7 @@ LOOP = web.AppKey("work_order_loop", WorkOrderLoop)
 RECEIVER = web.AppKey("exchange_receiver", Receiver)
 SENDER = web.AppKey("exchange_sender", Sender)
 SWEEP = web.AppKey("deadline_sweep", DeadlineSweep)
+CALLBACKS = web.AppKey("callbacks", CallbackScheduler)
 HANDOVER = web.AppKey("handover", Handover)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -43,6 +43,8 @@ class Call(Base):
     outcome_at: Mapped[float | None] = mapped_column(Double())
     flags: Mapped[list[str]] = mapped_column(JSON())
     event_count: Mapped[int] = mapped_column(Integer())
+    rating: Mapped[str | None] = mapped_column(String(24))         # 一次一评: very_satisfied ... or None
+    rating_result: Mapped[str | None] = mapped_column(String(16))  # rated | no_key | invalid | hung_up
     updated_at: Mapped[float] = mapped_column(Double())
 
     __table_args__ = (
@@ -324,3 +326,82 @@ class WorkOrderCorrectionRow(Base):
         Index("ix_work_order_corrections_ticket", "ticket"),
         Index("ix_work_order_corrections_at", "corrected_at"),
     )
+
+
+class CallbackTaskRow(Base):
+    """One outbound call to make: a work order's 回访 (``survey``), a missed call (``missed``), or a
+    caller who asked in the queue to be called back (``requested``). Durable: the scheduler claims
+    it with a conditional update, so one task is placed by one app instance, once per attempt."""
+
+    __tablename__ = "callback_tasks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    platform: Mapped[str] = mapped_column(String(8))
+    ticket: Mapped[str | None] = mapped_column(String(32))
+    linkedid: Mapped[str | None] = mapped_column(String(64))  # the call it is about
+    number: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # scheduled | placing | done | failed | cancelled
+    result: Mapped[str | None] = mapped_column(String(24))
+    due_at: Mapped[float] = mapped_column(Double())
+    expires_at: Mapped[float | None] = mapped_column(Double())
+    attempts: Mapped[int] = mapped_column(Integer(), default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer())
+    owner: Mapped[str | None] = mapped_column(String(64))      # the app instance placing it now
+    lease_until: Mapped[float | None] = mapped_column(Double())
+    seat: Mapped[str | None] = mapped_column(String(16))       # placed from this seat (operator)
+    answers: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    note: Mapped[str | None] = mapped_column(String(256))
+    waited_s: Mapped[float | None] = mapped_column(Double())  # missed: how long the caller had waited
+    dedupe_key: Mapped[str] = mapped_column(String(96), unique=True)
+    created_at: Mapped[float] = mapped_column(Double())
+    updated_at: Mapped[float] = mapped_column(Double())
+    version: Mapped[int] = mapped_column(Integer(), default=0)
+
+    __table_args__ = (
+        Index("ix_callback_tasks_state_due", "state", "due_at"),
+        Index("ix_callback_tasks_ticket", "ticket"),
+        Index("ix_callback_tasks_linkedid", "linkedid"),
+    )
+
+
+class CallbackAttemptRow(Base):
+    """One call placed for a task: when, how it ended, the SIP cause."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(BigInteger())
+    no: Mapped[int] = mapped_column(Integer())
+    channel_id: Mapped[str] = mapped_column(String(64), unique=True)  # the outbound call's linkedid
+    started_at: Mapped[float] = mapped_column(Double())
+    ended_at: Mapped[float | None] = mapped_column(Double())
+    result: Mapped[str | None] = mapped_column(String(24))
+    cause: Mapped[int | None] = mapped_column(Integer())
+    cause_txt: Mapped[str | None] = mapped_column(String(64))
+    placed_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (UniqueConstraint("task_id", "no", name="uq_callback_attempts_task_no"),)
+
+
+class CallbackSlotRow(Base):
+    """The outbound lines of a platform: a task holds one while its call is up, so at most
+    ``callbacks.max_outbound`` calls are out at once however many app instances place them."""
+
+    __tablename__ = "callback_slots"
+
+    platform: Mapped[str] = mapped_column(String(8), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer(), primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(BigInteger())
+    taken_at: Mapped[float | None] = mapped_column(Double())
+
+
+class NoCallRow(Base):
+    """A number that asked not to be called (不再回访): no callback is ever placed to it."""
+
+    __tablename__ = "no_call_numbers"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(String(256))
+    added_by: Mapped[str] = mapped_column(String(128))
+    added_at: Mapped[float] = mapped_column(Double())

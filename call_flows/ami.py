@@ -168,14 +168,15 @@ class AmiClient:
         await asyncio.wait_for(self._login_event.wait(), timeout)
 
     async def action(self, action: dict[str, Any], *, as_list: bool | None = None,
-                     timeout: float = 5.0) -> Any:
-        """Send one action and wait for its answer. Raises :class:`AmiHeaderRefused` (nothing sent)
+                     timeout: float = 5.0, whole: bool = False) -> Any:
+        """Send one action and wait for its answer (``whole``: with the events that follow it, such
+        as an async Originate's OriginateResponse). Raises :class:`AmiHeaderRefused` (nothing sent)
         on a header that could smuggle a second action, ``ConnectionError`` when disconnected."""
         check_action(action)
         if not self.connected:
             raise ConnectionError("AMI not connected")
         resp = await asyncio.wait_for(self.manager.send_action(action, as_list=as_list), timeout)
-        if as_list is None and isinstance(resp, list):
+        if as_list is None and isinstance(resp, list) and not whole:
             # panoramisk collects follow-up events for some actions (Originate): the first
             # message is the action's own response.
             return resp[0] if resp else {}

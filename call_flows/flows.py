@@ -120,6 +120,14 @@ class FlowService:
             raise FlowsUnavailable("not connected to Asterisk (AMI)")
         return client
 
+    async def originate(self, action: dict[str, Any], wait_s: float) -> list[dict[str, str]]:
+        """An async Originate (outbound callbacks): Asterisk's answer and, once the called side
+        answered or failed, its OriginateResponse (waited for up to ``wait_s``)."""
+        if action.get("Action") != "Originate" or action.get("Async") != "true":
+            raise FlowError("only an async Originate goes through here")
+        resp = await self._client().action(action, timeout=wait_s, whole=True)
+        return [dict(m) for m in resp] if isinstance(resp, list) else [dict(resp)]
+
     async def transfer(self, linkedid: str, target: Service | None = None,
                        mode: str = "blind") -> dict[str, Any]:
         """One-touch transfer of the caller to the other platform.

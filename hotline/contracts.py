@@ -47,6 +47,9 @@ class CallEventType(enum.StrEnum):
     ABANDONED = "abandoned"      # caller hung up while waiting in a queue
     HANGUP = "hangup"            # the caller's channel is gone (data.cause, data.cause_txt)
     OUTCOME = "outcome"          # an outcome was set (operator or flow)
+    RATED = "rated"              # 一次一评: the caller's key after the seat hung up (data.rating, .result)
+    SURVEYED = "surveyed"        # 回访: the answers on an outbound survey call (data.task, data.answers)
+    CALLBACK = "callback"        # an outbound callback attempt about this call (data.task, data.result)
 
 
 class Outcome(enum.StrEnum):

@@ -150,6 +150,12 @@ class Settings(BaseModel):
     transcribe_max_streams: EnvInt = _env(0, "HOTLINE_TRANSCRIBE_MAX_STREAMS", ge=0, le=10_000)
     # audio a stream may have waiting for decoding; beyond it, dropped
     transcribe_backlog_ms: EnvInt = _env(2000, "HOTLINE_TRANSCRIBE_BACKLOG_MS", ge=100, le=3_600_000)
+    # Where the prompts and a callback's spoken reply are written (empty: state_dir/sounds), and the
+    # same directory as Asterisk sees it (empty: the same path; the stack's chroot sets both).
+    sounds_dir: EnvPath | None = _env(None, "HOTLINE_SOUNDS_DIR")
+    asterisk_sounds_dir: EnvStr = _env("", "HOTLINE_ASTERISK_SOUNDS_DIR")
+    # the callback scheduler's tick (app/callbacks/): how soon a due task is seen
+    callback_tick_ms: EnvInt = _env(500, "HOTLINE_CALLBACK_TICK_MS", ge=20, le=60_000)
     extra: dict[str, str] = Field(default_factory=dict)  # HOTLINE_FLAG_* (see flag())
 
     @property
@@ -159,6 +165,14 @@ class Settings(BaseModel):
     @property
     def effective_api_base_url(self) -> str:
         return self.api_base_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def effective_sounds_dir(self) -> Path:
+        return self.sounds_dir or self.state_dir / "sounds"
+
+    @property
+    def effective_asterisk_sounds_dir(self) -> str:
+        return self.asterisk_sounds_dir or str(self.effective_sounds_dir)
 
     @property
     def secrets_file(self) -> Path:

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from hotline.callback_site import CallbacksTable, SurveyTable
 from hotline.contracts import Service
 from hotline.loop_site import DeadlinesTable, ExchangeTable, HandlerTable, check_handlers
 from hotline.types import LinkageHotline, PhoneNumber, SeatId, Text
@@ -179,7 +180,7 @@ class TranscriptionTable(_Table):
 # Tables that may be left out: a missing one is read as empty, so its own defaults apply and a
 # required key inside it is reported by its full name (``numbers.12345``), not as the table.
 _TABLES = ("site", "sip", "ami", "agi", "trunk", "numbers", "seats", "queues", "flows", "feature_codes",
-           "supervisor_codes", "linkage", "transcription", "deadlines", "exchange")
+           "supervisor_codes", "linkage", "transcription", "deadlines", "exchange", "survey", "callbacks")
 
 
 class SiteFile(_Table):
@@ -202,6 +203,8 @@ class SiteFile(_Table):
     handlers: tuple[HandlerTable, ...] = ()
     deadlines: DeadlinesTable
     exchange: ExchangeTable
+    survey: SurveyTable
+    callbacks: CallbacksTable
 
     @model_validator(mode="before")
     @classmethod
@@ -276,6 +279,8 @@ class Site:
     handlers: tuple[HandlerTable, ...] = ()  # departments and local governments (承办单位)
     deadlines: DeadlinesTable = field(default_factory=DeadlinesTable)
     exchange: ExchangeTable = field(default_factory=ExchangeTable)
+    survey: SurveyTable = field(default_factory=SurveyTable)
+    callbacks: CallbacksTable = field(default_factory=CallbacksTable)
 
     @classmethod
     def from_file(cls, f: SiteFile) -> Site:
@@ -297,6 +302,7 @@ class Site:
             transcribe=f.transcription.enabled, auto_handover_110=f.transcription.auto_handover_110,
             phrases=f.transcription.phrases, qualify_s=f.sip.qualify_s,
             handlers=f.handlers, deadlines=f.deadlines, exchange=f.exchange,
+            survey=f.survey, callbacks=f.callbacks,
         )
 
     @property

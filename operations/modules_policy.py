@@ -74,6 +74,7 @@ ALLOWED: dict[str, Module] = {
     "codec_gsm.so": _m("the GSM sound files (prompts, music on hold)"),
     "codec_resample.so": _m("ConfBridge mixes at other rates than the phones' 8 kHz"),
     "format_gsm.so": _m("the GSM sound files (asterisk-core-sounds-en-gsm, moh-opsound-gsm)"),
+    "format_wav.so": _m("the Mandarin prompts and a callback's spoken reply (8 kHz WAV, espeak-ng)"),
     # bridging
     "bridge_simple.so": _m("two-party bridges (caller and seat)"),
     "bridge_native_rtp.so": _m("two-party bridges without transcoding"),

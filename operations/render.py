@@ -13,7 +13,9 @@ from pathlib import Path
 
 from hotline.contracts import Service
 from hotline.names import (
+    CALLBACK_TRUNK,
     CTX_FLOWS,
+    CTX_FROM_CALLBACK_TRUNK,
     CTX_INTAKE,
     CTX_SPY,
     FEATURE_ONE_TOUCH,
@@ -167,8 +169,20 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int, 
             f"[linkage-trunk]\ntype = aor\ncontact = sip:{host}:{port}\n\n"
             f"[linkage-trunk-identify]\ntype = identify\nendpoint = linkage-trunk\nmatch = {host}\n"
         )
+    cb = site.callbacks
+    files["pjsip_trunk.conf"] += (
+        f"\n[{CALLBACK_TRUNK}](trunk-endpoint)\naors = {CALLBACK_TRUNK}\n"
+        f"context = {CTX_FROM_CALLBACK_TRUNK}\n\n"
+        f"[{CALLBACK_TRUNK}]\ntype = aor\ncontact = sip:{cb.trunk_host}:{cb.trunk_port}\n\n"
+        f"[{CALLBACK_TRUNK}-identify]\ntype = identify\nendpoint = {CALLBACK_TRUNK}\n"
+        f"match = {cb.trunk_host}\n"
+    )
     files["globals.conf"] = (
         f"HOTLINE_AGI={agi_host}:{agi_port}\n"
+        f"HOTLINE_RATING={'on' if site.survey.enabled else 'off'}\n"
+        f"HOTLINE_CALLBACK_CID={cb.caller_id}\n"
+        f"HOTLINE_CALLBACK_RING={cb.ring_s}\n"
+        f"HOTLINE_CALLBACK_SEAT_WAIT={cb.seat_wait_s}\n"
         f"HOTLINE_TRANSCRIBER={audiosocket}\n"
         f"HOTLINE_SEAT_FEATURES={'#'.join(SEAT_FEATURES)}\n"
         f"HOTLINE_XFER_TIMEOUT={site.transfer_timeout_s}\n"

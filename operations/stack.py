@@ -36,8 +36,9 @@ from hotline.sink import EventSink, transcript_sink
 from hotline.site import Site, load_site
 from operations.asterisk_runtime import AsteriskInstance, build_rootfs
 from operations.ports import free_port, free_port_pair
+from operations.prompts import render_prompts
 from operations.redis_server import RedisServer
-from operations.render import AMI_USER
+from operations.render import AMI_USER, InstancePaths
 from transcription.publisher import SegmentPublisher
 
 log = logging.getLogger(__name__)
@@ -188,8 +189,21 @@ class Stack:
                                       enabled=self.site.transcribe)
             self.taps.start()
         self.ami.observers.append(self.taps.on_ami_event)
+        if self._runner is not None and keys.CALLBACKS in self._runner.app:
+            self.ami.observers.append(self._runner.app[keys.CALLBACKS].on_ami_event)
         self.ami.call_observers.append(self.taps.on_call_event)
         await self.ami.start(wait=wait)
+
+    async def prepare_prompts(self) -> None:
+        """The prompts (hotline/prompts.toml) rendered into this instance's sounds directory, which
+        Asterisk (in its chroot) and FastAGI (on the host) see under different paths."""
+        if self.settings.sounds_dir is None:
+            if self.build_if_missing:
+                await asyncio.to_thread(build_rootfs, self.settings.asterisk_rootfs)
+            paths = InstancePaths(self.settings.asterisk_rootfs, self.instance_name)
+            self.settings = self.settings.with_(sounds_dir=paths.host_dir("sounds"),
+                                                asterisk_sounds_dir=str(paths.inner_dir("sounds")))
+        await render_prompts(self.settings.effective_sounds_dir)
 
     # --- whole stack ------------------------------------------------------------------------------
 
@@ -198,6 +212,7 @@ class Stack:
         self.secrets = ensure_secrets(self.settings.secrets_file, self.site.all_seats,
                                       *self.site.secret_needs)
         await asyncio.to_thread(self.start_redis_server)
+        await self.prepare_prompts()
         # the process's one Redis client: the API, the flows, the AMI listener and the taps share it
         self.redis = connect(self.settings.redis_url, max_connections=self.settings.redis_max_connections)
         await self.start_api()

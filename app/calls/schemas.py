@@ -104,6 +104,8 @@ class CallSummary(Answer):
     outcome_at: float | None
     flags: list[str]
     event_count: int
+    rating: str | None = None          # 一次一评 (site [survey.scale]): very_satisfied ... very_unsatisfied
+    rating_result: str | None = None   # rated | no_key | invalid | hung_up; None: no rating prompt
     updated_at: float
 
 

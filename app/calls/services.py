@@ -22,6 +22,7 @@ from app.errors import UnknownCall
 from app.models import AuditRow, Call, CallEventRow
 from app.notifier import EventNotifier
 from hotline.contracts import CallEvent, CallEventType
+from hotline.names import CALLBACK_ID_PREFIX
 from hotline.phone import mask_number
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ CALL_FIELDS = (
     "outcome_at",
     "flags",
     "event_count",
+    "rating",
+    "rating_result",
     "updated_at",
 )
 
@@ -144,8 +147,12 @@ class CallService:
                 await self._audit(conn, Principal(f"supervisor {sup}", "supervisor"),
                                   f"spy_{r['data'].get('mode', '?')}", r["linkedid"],
                                   {"seat": r["data"].get("seat_watched"), "at": r["at"], "via": "phone"})
+        # An outbound callback call (回访, a missed-call callback) is not a call of a platform: its
+        # events are kept (the survey's answers), but it makes no row in ``calls`` nor any KPI.
+        calls = sorted({r["linkedid"] for r in stored if not r["linkedid"].startswith(CALLBACK_ID_PREFIX)})
+        if calls:
+            await self._refresh_calls(conn, calls, now)
         if stored:
-            await self._refresh_calls(conn, sorted({r["linkedid"] for r in stored}), now)
             for r in stored if log.isEnabledFor(logging.DEBUG) else ():
                 log.debug(
                     "event %s %s %s caller=%s",

@@ -55,6 +55,9 @@ def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     ended = max(hangups, key=_ts) if hangups else None
     answered_at = answered["at"] if answered else None
     ended_at = ended["at"] if ended else None
+    # 一次一评: the caller rated after the seat hung up; the talk ended when the prompt began.
+    rated = max(by_type.get(T.RATED.value, []), key=_ts, default=None)
+    talk_end = min(ended_at, rated["at"]) if rated and ended_at is not None else ended_at
 
     service = next((e["service"] for e in evs if e.get("service")), None)
     caller = next((e["caller"] for e in evs if e.get("caller")), None)
@@ -83,11 +86,13 @@ def summarise(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "answered_at": answered_at,
         "ended_at": ended_at,
         "wait_s": _dur(answered_at if answered else ended_at, arrived_at),
-        "talk_s": _dur(ended_at, answered_at) if answered else (0.0 if ended else None),
+        "talk_s": _dur(talk_end, answered_at) if answered else (0.0 if ended else None),
         "total_s": _dur(ended_at, arrived_at),
         "hangup_cause": _str(ended["data"].get("cause"), 64) if ended else None,
         "flags": sorted(flags),
         "event_count": len(evs),
+        "rating": _str(rated["data"].get("rating"), 24) if rated else None,
+        "rating_result": _str(rated["data"].get("result"), 16) if rated else None,
         "outcome": None,
         "outcome_detail": None,
         "outcome_source": None,

@@ -23,6 +23,13 @@ class HarassmentService:
         except RedisDown as exc:
             raise RedisUnavailable(details={"reason": str(exc)}) from exc
 
+    async def listed(self, number: str) -> bool:
+        """Is ``number`` on the list? Raises :class:`RedisUnavailable` when that cannot be known."""
+        try:
+            return bool(await self.redis.run("SISMEMBER", self.key, number))
+        except RedisDown as exc:
+            raise RedisUnavailable(details={"reason": str(exc)}) from exc
+
     async def add(self, number: str) -> bool:
         try:
             added = bool(await self.redis.run("SADD", self.key, number))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,8 @@ class WorkOrderLoop:
         self.repeat_window_s = repeat_window_s
         self.transcript_base = transcript_base  # this installation's public URL, for links a peer can follow
         self.clock = clock
+        # Told (inside the transaction) when an order's every part has replied: the 回访 is scheduled.
+        self.on_all_replied: Callable[[AsyncConnection, dict[str, Any], float], Awaitable[None]] | None = None
 
     # --- reading ---------------------------------------------------------------------------------
     async def get(self, ticket: str, who: Principal, audit: Callable[..., Any]) -> dict[str, Any]:
@@ -438,6 +440,8 @@ class WorkOrderLoop:
                 saved, moves.who = moves.who, SYSTEM
                 try:
                     await moves.order(row, Step.ALL_REPLIED, None, {"parts": len(others) + 1})
+                    if self.on_all_replied is not None:  # the 回访 task, in the same transaction
+                        await self.on_all_replied(moves.conn, row, now)
                 finally:
                     moves.who = saved
 

@@ -18,6 +18,7 @@ import pytest_asyncio
 from e2e_support import Api
 
 from agents.sipp import Seat
+from hotline.callback_site import CallbacksTable
 from hotline.contracts import Service
 from hotline.settings import Settings
 from operations.ports import free_port_pair
@@ -44,9 +45,15 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                         transcribe_max_streams=16)
     # Short transfer timeouts so the no-answer fallback is tested in seconds, not minutes.
     # The linkage gateway (119/120/...) is a SIPp answering on 127.0.0.3 at a free port.
+    # The outbound trunk (回访, missed-call callbacks) is a SIPp phone on 127.0.0.4; missed-call
+    # callbacks are off for the session (every abandoned test call would be called back) and the
+    # callback tests switch them on; surveys are due the next working day unless a test says now.
+    callbacks = CallbacksTable(trunk_host="127.0.0.4", trunk_port=free_port_pair("127.0.0.4"), ring_s=6,
+                               retry_after_s=(2,), attempts=2, missed_within_min=0, seat_wait_s=15,
+                               hours=("00:00", "23:59"))
     st = Stack.for_tests(settings, instance_name=f"test-{uuid.uuid4().hex[:6]}",
                          transfer_timeout_s=4, transfer_back_timeout_s=8,
-                         linkage_trunk=("127.0.0.3", free_port_pair("127.0.0.3")))
+                         linkage_trunk=("127.0.0.3", free_port_pair("127.0.0.3")), callbacks=callbacks)
     st.transcribe_required = True  # the real Vosk engine hears every call; no model fails the run
     await st.start()
     try:

@@ -146,9 +146,11 @@ def test_service_by_queue_is_the_inverse() -> None:
 def test_agi_routes_in_the_dialplan_are_named(extensions_text: str, dialplan: dict[str, Context]) -> None:
     routes = re.findall(r"AGI\(agi://([^/,)]+)/([^,)]+)", extensions_text)
     assert routes, "no FastAGI call found in extensions.conf"
-    assert {r for _, r in routes} == {names.AGI_ROUTE_INTAKE}
-    # the AGI runs in the intake context and its host comes from the generated globals
-    assert any(f"/{names.AGI_ROUTE_INTAKE}," in line for line in dialplan[names.CTX_INTAKE].lines)
+    assert {r for _, r in routes} == {names.AGI_ROUTE_INTAKE, names.AGI_ROUTE_RATING, names.AGI_ROUTE_SURVEY}
+    # each AGI runs in its own context and its host comes from the generated globals
+    for route, ctx in ((names.AGI_ROUTE_INTAKE, names.CTX_INTAKE), (names.AGI_ROUTE_RATING, names.CTX_RATING),
+                       (names.AGI_ROUTE_SURVEY, names.CTX_CALLBACK)):
+        assert any(f"/{route}," in line for line in dialplan[ctx].lines), route
     hosts = {h for h, _ in routes}
     assert hosts == {"${HOTLINE_AGI}"}
     site = load_site(REPO / "site.toml")
@@ -272,5 +274,9 @@ def test_every_context_is_reachable(dialplan: dict[str, Context]) -> None:
     # The API's flows enter these by AMI Redirect / Originate; the linkage trunk's endpoint, by context=.
     reached |= {names.CTX_TRANSFER, names.CTX_CONF, names.CTX_CONF_INVITE, names.CTX_FROM_LINKAGE,
                 names.CTX_ATXFER,  # AMI Atxfer, and TRANSFER_CONTEXT for the seat's own *2
-                names.CTX_TAP}  # AMI Originate by the media-tap controller
+                names.CTX_TAP,  # AMI Originate by the media-tap controller
+                names.CTX_CALLBACK, names.CTX_CALLBACK_SEAT,  # AMI Originate by the callback scheduler
+                names.CTX_FROM_CALLBACK_TRUNK}  # the outbound trunk's endpoint, by context=
+    reached |= set(re.findall(r"hangup_handler_push\)=([\w-]+),", "\n".join(
+        line for ctx in dialplan.values() for line in ctx.lines)))
     assert set(dialplan) - reached == set(), "contexts nothing jumps to, includes, or enters"

@@ -1,0 +1,294 @@
+"""Outbound calls on the real stack: the end-of-call rating (一次一评), a work order's 回访 on the
+outbound trunk, missed-call callbacks through a seat, and the limits that protect the lines.
+
+Callers and phones are SIPp; their audio ports are sockets the tests own, which count what
+Asterisk plays (the prompts) and send the keys as RFC 4733 telephone-events, as a phone does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from e2e_support import Api, new_caller, pause_seats
+
+from agents.rtp_dtmf import event_packets, rtp_payload
+from agents.sipp import Phone, Seat, place_call
+from app import keys
+from app.callbacks.scheduler import CallbackScheduler
+from hotline.contracts import Service
+from operations.stack import Stack
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class Media:
+    """A phone's audio port: counts Asterisk's RTP and sends keys back to where it comes from."""
+
+    def __init__(self, ip: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, 0))  # the address the SIPp side puts in its SDP
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.received = 0
+        self.first_at: float | None = None
+        self.peer: tuple[str, int] | None = None
+        self.seq, self.ts = 1000, 160000
+        self._task = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            await asyncio.sleep(0.02)
+            while True:
+                try:
+                    _, addr = self.sock.recvfrom(2048)
+                except BlockingIOError:
+                    break
+                self.received += 1
+                self.peer = addr
+                self.first_at = self.first_at or time.monotonic()
+
+    async def heard(self, timeout: float = 15.0) -> float:
+        deadline = time.monotonic() + timeout
+        while self.first_at is None:
+            assert time.monotonic() < deadline, "no audio from Asterisk"
+            await asyncio.sleep(0.05)
+        return self.first_at
+
+    async def press(self, keys_: str, *, ssrc: int = 0x11223344) -> None:
+        assert self.peer is not None
+        start = time.monotonic()
+        # sequence numbers and timestamps rise across presses, or Asterisk takes a key for a repeat
+        packets = event_packets(keys_, start_seq=self.seq, start_ts=self.ts)
+        for p in packets:
+            await asyncio.sleep(max(0.0, start + p.at_ms / 1000 - time.monotonic()))
+            self.sock.sendto(rtp_payload(p, ssrc=ssrc, payload_type=101), self.peer)
+        self.seq += len(packets) + 10
+        self.ts += 8000 * 5
+
+    def close(self) -> None:
+        self._task.cancel()
+        self.sock.close()
+
+
+def scheduler(stack: Stack) -> CallbackScheduler:
+    assert stack._runner is not None
+    return stack._runner.app[keys.CALLBACKS]
+
+
+@contextlib.asynccontextmanager
+async def seats_hanging_up(stack: Stack, seats: dict[str, Seat], ids: list[str],
+                           after_ms: int) -> AsyncIterator[None]:
+    """These seats answer and hang up first; the platform's other operators are paused."""
+    assert stack.secrets is not None
+    await pause_seats(stack, Service.HOTLINE_12345, True, except_seat=None)
+    mine: list[Seat] = []
+    for seat_id in ids:
+        seats[seat_id].stop()
+        s = Seat(seat_id, stack.secrets.sip_passwords[seat_id], stack.sip_address, port=seats[seat_id].port,
+                 hangup_after_ms=after_ms)
+        await asyncio.to_thread(s.reregister)
+        mine.append(s)
+    assert stack.ami is not None
+    for seat_id in ids:
+        await stack.ami.client.action({"Action": "QueuePause", "Queue": "hotline-12345",
+                                       "Interface": f"PJSIP/{seat_id}", "Paused": "false"})
+    try:
+        yield
+    finally:
+        for s in mine:
+            s.stop()
+        for seat_id in ids:
+            await asyncio.to_thread(seats[seat_id].reregister)
+        await pause_seats(stack, Service.HOTLINE_12345, False)
+
+
+async def rated_call(stack: Stack, api: Api, keys_: list[tuple[float, str]], *, talk_s: float = 40) -> dict:
+    """A caller on the trunk; the seat hangs up after 1.5 s; the caller presses ``keys_`` (seconds
+    after Asterisk answered, key) and stays until Asterisk hangs up (or ``talk_s``)."""
+    caller = new_caller()
+    media = Media(stack.site.trunk_hosts[0])
+    run = place_call(asterisk=stack.sip_address, service="12345", caller=caller, talk_ms=int(talk_s * 1000),
+                     local_ip=stack.site.trunk_hosts[0], media_port=media.port)
+    try:
+        t0 = await media.heard()
+        for at, key in keys_:
+            await asyncio.sleep(max(0.0, t0 + at - time.monotonic()))
+            await media.press(key)
+        rc = await asyncio.to_thread(run.wait, talk_s + 20)
+        assert rc == 0, run.errors()
+        call = await api.call_of(caller, until="rating_result", timeout=30)
+        call["heard_packets"] = media.received
+        return call
+    finally:
+        media.close()
+        run.close()
+
+
+async def test_end_of_call_rating_keys_no_key_wrong_keys(stack: Stack, seats: dict[str, Seat],
+                                                         api: Api) -> None:
+    async with seats_hanging_up(stack, seats, ["1201", "1202", "1203"], after_ms=1500):
+        pressed, silent, wrong = await asyncio.gather(
+            rated_call(stack, api, [(5.0, "2")]),
+            rated_call(stack, api, []),
+            rated_call(stack, api, [(5.0, "7"), (10.5, "8")]),
+        )
+    assert (pressed["rating"], pressed["rating_result"]) == ("satisfied", "rated")
+    assert pressed["outcome"] == "resolved_on_call"  # the rating does not change the outcome
+    assert pressed["heard_packets"] > 100  # the prompt was played to the caller
+    assert pressed["talk_s"] < 4  # talk time ends when the seat hangs up, not after the rating
+    assert (silent["rating"], silent["rating_result"]) == (None, "no_key")
+    assert (wrong["rating"], wrong["rating_result"]) == (None, "invalid")
+    rated = [e for e in wrong["timeline"] if e["type"] == "rated"][0]
+    assert rated["data"]["keys"] == ["7", "8"]
+    async with aiohttp.ClientSession(headers=api.headers) as s, \
+            s.get(f"{api.base}/api/calls/{pressed['linkedid']}/rating") as r:
+        assert r.status == 200 and (await r.json())["rating"] == "satisfied"
+
+
+async def test_a_caller_hanging_up_during_the_rating_prompt(stack: Stack, seats: dict[str, Seat],
+                                                            api: Api) -> None:
+    async with seats_hanging_up(stack, seats, ["1201"], after_ms=1500):
+        call = await rated_call(stack, api, [], talk_s=4.5)
+    assert (call["rating"], call["rating_result"]) == (None, "hung_up")
+    assert call["outcome"] == "resolved_on_call"
+
+
+# --- 回访 ----------------------------------------------------------------------------------------
+
+class Http:
+    def __init__(self, stack: Stack) -> None:
+        assert stack.secrets is not None
+        self.stack, self.base, self.secrets = stack, stack.api_url, stack.secrets
+
+    async def call(self, method: str, path: str, who: str = "operator", **kw: Any) -> Any:
+        role, handler = (("department", who) if who not in ("operator", "supervisor", "service", "admin")
+                         else (who, None))
+        token = self.secrets.token_for(role, handler) if handler else self.secrets.token_for(role)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s, \
+                s.request(method, self.base + path, **kw) as r:
+            body = await r.json()
+            assert r.status in (200, 201), (r.status, body)
+            return body
+
+
+async def replied_order(http: Http, caller: str) -> str:
+    """A call, its order confirmed, dispatched to the housing department, signed and replied."""
+    call = f"cbtest-{caller}"
+    t0 = time.time() - 60
+    await http.call("POST", "/api/events", "service", json={"events": [{
+        "event_id": f"{call}:arrived", "linkedid": call, "type": "arrived", "at": t0, "source": "agi",
+        "service": "12345", "caller": caller, "seat": None, "data": {}}]})
+    await http.call("POST", "/api/transcripts", "service", json={"segments": [{
+        "call": call, "tap": f"{call}-caller", "seq": 0, "speaker": "caller", "kind": "final",
+        "start": t0 + 5, "end": t0 + 9, "text": "你好我们小区的路灯坏了一个多月了晚上很黑在临河区胜利路",
+        "confidence": 0.9, "seat": None}]})
+    wo = await http.call("GET", f"/api/calls/{call}/work-order")
+    ticket = wo["ticket"]
+    await http.call("POST", f"/api/work-orders/{ticket}/confirm")
+    await http.call("POST", f"/api/work-orders/{ticket}/dispatch", json={"handlers": ["housing"]})
+    await http.call("POST", f"/api/work-orders/{ticket}/parts/1/sign", "housing", json={})
+    await http.call("POST", f"/api/work-orders/{ticket}/parts/1/reply", "housing",
+                    json={"result": "路灯已修复"})
+    return ticket
+
+
+async def wait_task(stack: Stack, ticket: str, state: tuple[str, ...], timeout: float = 60) -> dict:
+    http = Http(stack)
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = (await http.call("GET", f"/api/work-orders/{ticket}/callbacks", "supervisor"))["tasks"]
+        if last and last[-1]["state"] in state:
+            return last[-1]
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"callback of {ticket} not {state} in {timeout}s: {last}")
+
+
+@contextlib.asynccontextmanager
+async def phone(stack: Stack, mode: str, media: Media | None = None) -> AsyncIterator[Phone]:
+    cb = stack.site.callbacks
+    p = await asyncio.to_thread(Phone(cb.trunk_host, cb.trunk_port, mode, media.port if media else 0).start)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@contextlib.contextmanager
+def surveys_now(stack: Stack) -> Any:
+    sched = scheduler(stack)
+    saved = sched.cfg
+    sched.cfg = saved.model_copy(update={"survey_after": "now"})
+    try:
+        yield sched
+    finally:
+        sched.cfg = saved
+
+
+async def answer_survey(stack: Stack, ticket: str, keys_: str) -> tuple[dict, int]:
+    media = Media(stack.site.callbacks.trunk_host)
+    async with phone(stack, "answer", media) as p:
+        t0 = await media.heard(timeout=30)
+        await asyncio.sleep(max(0.0, t0 + 2.0 - time.monotonic()))
+        await media.press(keys_[0])  # during the introduction: it answers the first question
+        await asyncio.sleep(3.0)
+        await media.press(keys_[1])  # during the second question
+        task = await wait_task(stack, ticket, ("done", "failed"))
+        assert p.invites() == 1
+    heard = media.received
+    media.close()
+    return task, heard
+
+
+async def test_callback_survey_reopens_when_not_satisfied_and_closes_when_satisfied(stack: Stack) -> None:
+    http = Http(stack)
+    with surveys_now(stack):
+        unhappy = await replied_order(http, new_caller())
+        task, heard = await answer_survey(stack, unhappy, "13")
+        assert heard > 50  # the caller heard the prompts (RTP counted)
+        assert (task["state"], task["result"]) == ("done", "reopened")
+        assert task["answers"]["resolved"] is True and task["answers"]["rating"] == "unsatisfied"
+        order = await http.call("GET", f"/api/work-orders/{unhappy}", "supervisor")
+        assert order["work_order"]["status"] == "reopened"
+        assert order["parts"][0]["state"] == "reopened"  # back to its handler
+        reopen = [h for h in order["history"] if h["step"] == "reopen"][-1]
+        assert "不满意" in reopen["note"]
+
+        happy = await replied_order(http, new_caller())
+        task, _ = await answer_survey(stack, happy, "11")
+        assert (task["state"], task["result"]) == ("done", "closed")
+        order = await http.call("GET", f"/api/work-orders/{happy}", "supervisor")
+        assert order["work_order"]["status"] == "closed"
+        steps = [h["step"] for h in order["history"]]
+        assert "start_callback" in steps and "callback_attempt" in steps
+
+
+async def test_callback_busy_then_answered_and_never_answered_fails(stack: Stack) -> None:
+    http = Http(stack)
+    with surveys_now(stack):
+        ticket = await replied_order(http, new_caller())
+        async with phone(stack, "busy") as busy:
+            deadline = time.monotonic() + 30
+            while busy.invites() < 1:
+                assert time.monotonic() < deadline, "the busy phone was never rung"
+                await asyncio.sleep(0.2)
+        task, _ = await answer_survey(stack, ticket, "12")
+        assert (task["state"], task["result"], task["attempts"]) == ("done", "closed", 2)
+        first = task["attempts_log"][0]
+        assert first["result"] == "busy" and first["cause"] == 17  # SIP 486 -> cause 17 (user busy)
+
+        never = await replied_order(http, new_caller())
+        async with phone(stack, "ring") as ringing:
+            task = await wait_task(stack, never, ("failed",), timeout=60)
+            assert ringing.invites() == 2  # attempts = 2
+        assert task["result"] == "callback_failed"
+        assert [a["result"] for a in task["attempts_log"]] == ["no_answer", "no_answer"]
+        order = await http.call("GET", f"/api/work-orders/{never}", "supervisor")
+        assert order["history"][-1]["step"] == "callback_failed"
