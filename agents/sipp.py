@@ -256,9 +256,10 @@ Content-Length: 0
 """
 
 
-def phone_scenario(mode: str = "answer", ring_ms: int = 300) -> str:
+def phone_scenario(mode: str = "answer", ring_ms: int = 300, hangup_after_ms: int = 0) -> str:
     """A caller's phone on the outbound trunk (a UAS for any INVITE): ``answer`` (then waits for
-    the BYE), ``busy`` (486 Busy Here), or ``ring`` (rings until Asterisk gives up: CANCEL)."""
+    the BYE, or hangs up itself after ``hangup_after_ms``), ``busy`` (486 Busy Here), or ``ring``
+    (rings until Asterisk gives up: CANCEL)."""
     hdrs = """[last_Via:]
 [last_From:]
 [last_To:];tag=[pid]SIPpTag01[call_number]
@@ -303,13 +304,21 @@ Content-Length: [len]
 {SDP}
 ]]></send>
   <recv request="ACK" crlf="true"/>
-  <recv request="BYE"/>
-{OK_TO_REQUEST}"""
+{_seat_ends(hangup_after_ms)}"""
     else:
         raise ValueError(f"mode is answer, busy or ring, not {mode!r}")
+    invite = '<recv request="INVITE" crlf="true"/>'
+    if hangup_after_ms:  # the dialog's addresses, for our own BYE
+        invite = """<recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="sip:[^&gt;;]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_party"/>
+    </action>
+  </recv>"""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="phone {mode}">
-  <recv request="INVITE" crlf="true"/>
+  {invite}
 {body}</scenario>
 """
 
@@ -324,10 +333,11 @@ class Phone:
     port: int
     mode: str = "answer"
     media_port: int = 0
+    hangup_after_ms: int = 0
     run: SippRun | None = None
 
     def start(self) -> Phone:
-        scenario = phone_scenario(self.mode)
+        scenario = phone_scenario(self.mode, hangup_after_ms=self.hangup_after_ms)
         if self.media_port:
             scenario = scenario.replace("m=audio [media_port] ", f"m=audio {self.media_port} ")
         self.run = SippRun(["127.0.0.1", "-i", self.ip, "-p", str(self.port), "-mi", self.ip, "-mp", "0",

@@ -123,8 +123,9 @@ async def serve_loopback(app: web.Application) -> tuple[web.AppRunner, str]:
 
 @asynccontextmanager
 async def bench_stack(*, site_file: Path | None = None, transcribe: bool = False,
-                      log_level: str = "WARNING") -> AsyncIterator[Stack]:
-    """The whole stack on real Asterisk, in a private state directory, removed afterwards."""
+                      log_level: str = "WARNING", **site_changes: Any) -> AsyncIterator[Stack]:
+    """The whole stack on real Asterisk, in a private state directory, removed afterwards
+    (``site_changes``: fields of the site to replace, such as ``callbacks``)."""
     from hotline.settings import Settings
     from operations.stack import Stack
 
@@ -132,7 +133,7 @@ async def bench_stack(*, site_file: Path | None = None, transcribe: bool = False
         env = Settings.from_env()
         settings = Settings(state_dir=Path(tmp), site_file=site_file or env.site_file, conf_dir=env.conf_dir,
                             asterisk_rootfs=env.asterisk_rootfs, log_level=log_level)
-        stack = Stack.for_tests(settings, instance_name=f"bench-{uuid.uuid4().hex[:6]}")
+        stack = Stack.for_tests(settings, instance_name=f"bench-{uuid.uuid4().hex[:6]}", **site_changes)
         stack.transcribe_required = transcribe
         await stack.start()
         try:

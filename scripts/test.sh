@@ -31,3 +31,5 @@ echo "-- bench_capacity (concurrent calls through intake, queue and seats; fails
 .venv/bin/python -m bench.bench_capacity --quick
 echo "-- bench_loop (work-order transitions, 12345 -> 110 exchange between two processes, deadline sweep)"
 .venv/bin/python -m bench.bench_loop --quick
+echo "-- bench_callbacks (outbound callbacks beside inbound calls; fails on a failed origination or a line over the cap)"
+.venv/bin/python -m bench.bench_callbacks --quick

@@ -115,6 +115,9 @@ class CallbackScheduler(Background):
         self.placed = 0          # originations sent (benchmarks, tests)
         self.failed_originations = 0
         self.in_hours_override: bool | None = None  # tests: force calling hours on or off
+        # Calls that ended before this are never called back: switching missed-call callbacks on
+        # (or lengthening the window) does not call back the past.
+        self.missed_since = 0.0
 
     # --- the loop --------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -167,7 +170,8 @@ class CallbackScheduler(Background):
         called_again = exists().where(c2.c.caller == Call.caller, c2.c.arrived_at > Call.ended_at)
         task_exists = exists().where(K.dedupe_key == literal("missed:").concat(Call.linkedid))
         query = (select(Call.linkedid, Call.caller, Call.service, Call.ended_at, Call.wait_s)
-                 .where(Call.outcome == "abandoned", Call.ended_at >= now - window, Call.ended_at <= now,
+                 .where(Call.outcome == "abandoned", Call.ended_at >= max(now - window, self.missed_since),
+                        Call.ended_at <= now,
                         Call.arrived_at >= now - window - 86400, Call.service.in_(self.platforms),
                         ~called_again, ~task_exists)
                  .order_by(Call.ended_at).limit(200))
@@ -215,9 +219,11 @@ class CallbackScheduler(Background):
                 return 0
             due = [dict(r) for r in (await conn.execute(
                 select(K.id).where(K.state == SCHEDULED, K.platform == platform, K.due_at <= now)
-                .order_by(K.due_at, K.id).limit(free))).mappings()]
+                .order_by(K.due_at, K.id).limit(free + 20))).mappings()]  # some may be blocked
         placed = 0
         for t in due:
+            if placed >= free:
+                break
             try:
                 if await self._claim_and_place(t["id"], platform, now):
                     placed += 1

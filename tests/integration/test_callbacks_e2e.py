@@ -292,3 +292,218 @@ async def test_callback_busy_then_answered_and_never_answered_fails(stack: Stack
         assert [a["result"] for a in task["attempts_log"]] == ["no_answer", "no_answer"]
         order = await http.call("GET", f"/api/work-orders/{never}", "supervisor")
         assert order["history"][-1]["step"] == "callback_failed"
+
+
+# --- missed calls, limits, restarts ------------------------------------------------------------
+
+class AmiLog:
+    """Asterisk's own word on what was dialled: DialBegin and the outbound trunk's channels."""
+
+    def __init__(self, stack: Stack) -> None:
+        assert stack.ami is not None
+        self.stack, self.events = stack, []  # type: ignore[var-annotated]
+        self.trunk_up: set[str] = set()
+        self.max_trunk_up = 0
+        stack.ami.observers.append(self.on_event)
+
+    def on_event(self, ev: dict[str, str]) -> None:
+        self.events.append((time.monotonic(), ev))
+        chan = ev.get("Channel", "")
+        if chan.startswith("PJSIP/callback-trunk-"):
+            if ev.get("Event") == "Newchannel":
+                self.trunk_up.add(chan)
+                self.max_trunk_up = max(self.max_trunk_up, len(self.trunk_up))
+            elif ev.get("Event") == "Hangup":
+                self.trunk_up.discard(chan)
+
+    def dials(self) -> list[str]:
+        return [ev.get("DestChannel", "") for _, ev in self.events if ev.get("Event") == "DialBegin"]
+
+    def close(self) -> None:
+        assert self.stack.ami is not None
+        self.stack.ami.observers.remove(self.on_event)
+
+
+async def abandon(stack: Stack, caller: str, wait_s: float = 2.5) -> None:
+    """A caller waits in the 12345 queue (every seat paused) and hangs up."""
+    await pause_seats(stack, Service.HOTLINE_12345, True)
+    run = place_call(asterisk=stack.sip_address, service="12345", caller=caller,
+                     talk_ms=int(wait_s * 1000), local_ip=stack.site.trunk_hosts[0])
+    try:
+        assert await asyncio.to_thread(run.wait, wait_s + 20) == 0, run.errors()
+    finally:
+        run.close()
+
+
+async def missed_task(stack: Stack, caller: str, states: tuple[str, ...], timeout: float = 30) -> dict:
+    http = Http(stack)
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        tasks = (await http.call("GET", "/api/callbacks", "supervisor", params={"kind": "missed"}))["tasks"]
+        last = [t for t in tasks if t["number"] == caller]
+        if last and last[0]["state"] in states:
+            return last[0]
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"no missed-call task for the caller in {states} within {timeout}s: {last}")
+
+
+async def test_a_missed_call_is_called_back_through_the_next_free_seat(stack: Stack, seats: dict[str, Seat],
+                                                                       api: Api) -> None:
+    sched = scheduler(stack)
+    saved = sched.cfg
+    sched.cfg = saved.model_copy(update={"missed_within_min": 30})
+    sched.missed_since = time.time()
+    ami = AmiLog(stack)
+    http = Http(stack)
+    try:
+        async with phone(stack, "answer") as p:
+            listed = new_caller()
+            await http.call("POST", "/api/harassment", "admin", json={"number": listed})
+            sched.in_hours_override = False  # outside calling hours first: nothing is dialled
+            caller = new_caller()
+            await abandon(stack, caller)
+            await abandon(stack, listed)
+            assert (await api.call_of(caller))["outcome"] == "abandoned"
+            task = await missed_task(stack, caller, ("scheduled",))
+            assert task["waited_s"] and task["waited_s"] > 1
+            await asyncio.sleep(3)
+            assert p.invites() == 0 and not any("callback-trunk" in d for d in ami.dials())
+            assert (await missed_task(stack, caller, ("scheduled",)))["attempts"] == 0
+
+            # calling hours: the next free seat (1201; the others are on a break) rings first, then the caller
+            await pause_seats(stack, Service.HOTLINE_12345, False, except_seat="1202")
+            await pause_seats(stack, Service.HOTLINE_12345, True, except_seat="1201")
+            sched.in_hours_override = True
+            deadline = time.monotonic() + 30
+            while p.invites() < 1:
+                assert time.monotonic() < deadline, f"the caller's phone never rang: {ami.dials()}"
+                await asyncio.sleep(0.2)
+            dials = ami.dials()
+            seat_at = next(i for i, d in enumerate(dials) if d.startswith("PJSIP/1201-"))
+            trunk_at = next(i for i, d in enumerate(dials) if d.startswith("PJSIP/callback-trunk-"))
+            assert seat_at < trunk_at, dials  # the seat first, then the caller
+            # the harassment-listed caller is never called back
+            blocked = await missed_task(stack, listed, ("cancelled",))
+            assert blocked["result"] == "harassment" and p.invites() == 1
+            # the seat (SIPp) and the caller talk; once they are bridged the test ends the callback leg
+            deadline = time.monotonic() + 15
+            while not any(ev.get("Event") == "BridgeEnter" and ev.get("Channel", "").startswith(
+                    "PJSIP/callback-trunk-") for _, ev in ami.events):
+                assert time.monotonic() < deadline, "the caller was never bridged with the seat"
+                await asyncio.sleep(0.1)
+            assert stack.ami is not None
+            await stack.ami.client.action({"Action": "Hangup", "Channel": "/^PJSIP\\/callback-trunk-/"})
+            done = await missed_task(stack, caller, ("done",))
+            assert done["result"] == "connected"
+            call = await api.call_of(caller)
+            attempts = [e for e in call["timeline"] if e["type"] == "callback"]
+            assert attempts and attempts[-1]["data"]["result"] == "connected"
+    finally:
+        sched.cfg, sched.in_hours_override = saved, None
+        ami.close()
+        await pause_seats(stack, Service.HOTLINE_12345, False)
+        await http.call("DELETE", "/api/harassment", "admin", json={"number": listed})
+
+
+async def _due_surveys(stack: Stack, n: int) -> list[int]:
+    sched = scheduler(stack)
+    from app.callbacks.store import SURVEY, add_task
+
+    now = time.time()
+    ids = []
+    async with sched.db.write() as conn:
+        for _ in range(n):
+            number = new_caller()
+            task = await add_task(conn, kind=SURVEY, platform="12345", number=number, due_at=now, now=now,
+                                  max_attempts=1, dedupe_key=f"test:{number}")
+            assert task is not None
+            ids.append(task)
+    return ids
+
+
+async def _wait_tasks(stack: Stack, ids: list[int], states: tuple[str, ...],
+                      timeout: float = 60) -> list[dict]:
+    sched = scheduler(stack)
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = [await sched.get(i) for i in ids]
+        if all(t and t["state"] in states for t in tasks):
+            return tasks  # type: ignore[return-value]
+        assert time.monotonic() < deadline, tasks
+        await asyncio.sleep(0.3)
+
+
+async def lines_free(stack: Stack, timeout: float = 60) -> None:
+    """Wait until no callback is being placed (an earlier test's call has ended)."""
+    from sqlalchemy import func, select
+
+    from app.models import CallbackTaskRow
+
+    sched = scheduler(stack)
+    deadline = time.monotonic() + timeout
+    while True:
+        async with sched.db.read() as conn:
+            busy = (await conn.execute(select(func.count()).select_from(CallbackTaskRow)
+                                       .where(CallbackTaskRow.state == "placing"))).scalar_one()
+        if not busy:
+            return
+        assert time.monotonic() < deadline, f"{busy} callbacks still being placed"
+        await asyncio.sleep(0.3)
+
+
+async def test_at_most_max_outbound_calls_at_once(stack: Stack) -> None:
+    await lines_free(stack)
+    ami = AmiLog(stack)
+    try:
+        async with _hanging_phone(stack, 3000) as p:
+            ids = await _due_surveys(stack, 5)
+            tasks = await _wait_tasks(stack, ids, ("failed", "done"))
+            assert p.invites() == 5  # every task placed once ...
+        assert ami.max_trunk_up == stack.site.callbacks.max_outbound == 2  # ... never more than 2 at once
+        assert all(t["attempts"] == 1 for t in tasks)
+    finally:
+        ami.close()
+
+
+@contextlib.asynccontextmanager
+async def _hanging_phone(stack: Stack, after_ms: int) -> AsyncIterator[Phone]:
+    cb = stack.site.callbacks
+    p = await asyncio.to_thread(Phone(cb.trunk_host, cb.trunk_port, "answer", hangup_after_ms=after_ms).start)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+async def test_a_task_due_across_an_app_restart_is_placed_once(stack: Stack) -> None:
+    assert stack._runner is not None and stack.ami is not None
+    old = scheduler(stack)
+    await stack._runner.cleanup()  # the app stops (its scheduler too) ...
+    stack.ami.observers.remove(old.on_ami_event)
+    async with _hanging_phone(stack, 2000) as p:
+        from app.callbacks.store import SURVEY, add_task
+        from app.db import Database, make_engine
+
+        engine = make_engine(stack.settings.effective_database_url)
+        try:
+            db = Database(engine)
+            now = time.time()
+            async with db.write() as conn:  # ... while a task falls due
+                task_id = await add_task(conn, kind=SURVEY, platform="12345", number=new_caller(), due_at=now,
+                                         now=now, max_attempts=1, dedupe_key=f"restart:{now}")
+        finally:
+            await engine.dispose()
+        await stack.start_api()  # ... and comes back: a second scheduler beside it, as a second instance
+        new = scheduler(stack)
+        stack.ami.observers.append(new.on_ami_event)
+        twin = CallbackScheduler(new.db, new.calls, new.loop, new.cfg, new.platforms, new.originate,
+                                 tick_s=0.05)
+        await twin.ensure_slots()
+        for _ in range(20):
+            await asyncio.gather(twin.tick(), new.tick())
+        assert task_id is not None
+        await _wait_tasks(stack, [task_id], ("failed", "done"))
+        await asyncio.sleep(2)
+        assert p.invites() == 1
+        await twin.stop()
