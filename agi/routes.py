@@ -17,7 +17,14 @@ from types import MappingProxyType
 from agi.intake import IntakeRequest, IntakeService, degraded_answer
 from agi.protocol import AgiValueError, set_variable_command
 from agi.survey import AgiSession, SurveyService
-from hotline.names import AGI_ROUTE_INTAKE, AGI_ROUTE_RATING, AGI_ROUTE_SURVEY, VAR_INTAKE
+from hotline.names import (
+    AGI_ROUTE_INTAKE,
+    AGI_ROUTE_QUEUE_CALLBACK,
+    AGI_ROUTE_RATING,
+    AGI_ROUTE_SURVEY,
+    VAR_INTAKE,
+    VAR_QUEUE_CALLBACK,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +83,25 @@ async def survey(call: AgiCall, deps: AgiDeps, session: AgiSession) -> dict[str,
     return await deps.survey.survey_call(session, call.env, call.args)
 
 
+async def queue_callback(call: AgiCall, deps: AgiDeps) -> dict[str, str]:
+    """``agi://.../queue-callback,${HOTLINE_LINKEDID},${QUEUEPOSITION}``: 排队回拨. ``ok`` only once
+    the backend has stored the callback; anything else sends the caller back to their place."""
+    assert deps.survey is not None
+    registered = await deps.survey.register_queue_callback(call.args)
+    return {VAR_QUEUE_CALLBACK: "ok" if registered else "failed"}
+
+
+def _not_registered() -> dict[str, str]:
+    return {VAR_QUEUE_CALLBACK: "failed"}
+
+
 ROUTES: Mapping[str, Route] = MappingProxyType({
     AGI_ROUTE_INTAKE: Route(handler=intake, fallback=degraded_answer),
     # a prompt, up to `tries` times, and the key's timeout: well under a minute
     AGI_ROUTE_RATING: Route(interactive=rating, budget_s=60.0),
     # who calls, the matter and the reply read out, two questions
     AGI_ROUTE_SURVEY: Route(interactive=survey, budget_s=240.0),
+    AGI_ROUTE_QUEUE_CALLBACK: Route(handler=queue_callback, fallback=_not_registered),
 })
 
 

@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from panoramisk.fast_agi import Application, Request
 
@@ -25,6 +25,7 @@ from agi.protocol import MAX_ENV_BYTES, agi_args, parse_env, route_name, set_var
 from agi.routes import ROUTES, AgiCall, AgiDeps, Route, run_interactive, run_route
 from agi.stats import RedisSessionLog, SessionStats
 from agi.survey import PanoramiskSession, SurveyService
+from agi.survey import Sink as SurveySink
 from hotline.settings import Settings
 from hotline.site import load_site
 
@@ -224,7 +225,9 @@ async def start_agi_server(
     """
     if intake is None:
         intake = IntakeService(redis=redis, sink=sink, redis_timeout_s=settings.agi_budget_ms / 2000)
-    survey = SurveyService(sink=sink, survey=load_site(settings.site_file).survey,
+    # the event sink also answers FastAGI's one confirmed request (排队回拨); a bare emitter does not
+    survey_sink = cast("SurveySink", sink) if sink is not None and hasattr(sink, "ask") else None
+    survey = SurveyService(sink=survey_sink, survey=load_site(settings.site_file).survey,
                            prompts_dir=settings.effective_asterisk_sounds_dir,
                            local_sounds_dir=settings.effective_sounds_dir)
     server = AgiServer(settings, AgiDeps(intake=intake, survey=survey))

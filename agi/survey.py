@@ -31,12 +31,17 @@ ATTEMPT_RE = re.compile(r"^[0-9]{1,2}\Z")
 PLATFORM_RE = re.compile(r"^(12345|110)\Z")
 RESOLVED_KEYS = {"1": True, "2": False}  # the prompt callback-resolved says so
 
+POSITION_RE = re.compile(r"^[0-9]{1,5}\Z")
+QUEUE_CALLBACK_PATH = "/api/callbacks/requests"
+
 # results of one question (and of the rating as a whole)
 RATED, NO_KEY, INVALID, HUNG_UP = "rated", "no_key", "invalid", "hung_up"
 
 
 class Sink(Protocol):
     def emit(self, event: CallEvent) -> None: ...
+
+    async def ask(self, path: str, body: dict[str, Any], timeout_s: float) -> tuple[int | None, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,20 @@ class SurveyService:
                       "satisfied": (rating in SATISFIED_RATINGS) if rating else None,
                       "seconds": round(float(self.clock()) - started, 3)}))
         return {}
+
+
+    async def register_queue_callback(self, args: tuple[str, ...], timeout_s: float = 1.5) -> bool:
+        """排队回拨: ask the backend to store the callback (and hold the caller's place)."""
+        linkedid = _valid(args[0] if args else "", LINKEDID_RE)
+        position = _valid(args[1] if len(args) > 1 else "", POSITION_RE)
+        if not linkedid or self.sink is None:
+            return False
+        status, answer = await self.sink.ask(QUEUE_CALLBACK_PATH, {
+            "linkedid": linkedid, "position": int(position) if position else 1}, timeout_s)
+        if status != 201:
+            log.warning("queue callback for %s not registered: %s %s", linkedid, status,
+                        (answer or {}).get("error_id") if isinstance(answer, dict) else answer)
+        return status == 201
 
 
 def _key_of(result: str) -> str:

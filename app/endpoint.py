@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field
 
 from app.errors import ApiError
 from hotline.exchange import PartNo
@@ -18,7 +20,9 @@ from hotline.types import CallId, Ticket
 F = TypeVar("F", bound=Callable[..., Any])
 SPEC_ATTR = "_hotline_endpoint"
 
-PATH_PARAMS: dict[str, Any] = {"linkedid": CallId, "ticket": Ticket, "part": PartNo}
+# a callback task's id (app/callbacks/): digits, as the view checks them
+TaskId = Annotated[int, Field(ge=1, le=999_999_999_999_999_999)]
+PATH_PARAMS: dict[str, Any] = {"linkedid": CallId, "ticket": Ticket, "part": PartNo, "task": TaskId}
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ UEV_SPY = "HotlineSpy"                   # a supervisor started listening / whis
 AGI_ROUTE_INTAKE = "intake"
 AGI_ROUTE_RATING = "rating"              # 一次一评: the caller's key after the seat hung up first
 AGI_ROUTE_SURVEY = "survey"              # 回访: the two questions of a work-order callback
+AGI_ROUTE_QUEUE_CALLBACK = "queue-callback"  # 排队回拨: a waiting caller asks to be called back
 
 # --- Outbound calls: 回访 and missed-call callbacks (app/callbacks/) --------------------------------
 CTX_RATING = "hotline-rating"            # the end-of-call rating prompt
@@ -77,6 +78,10 @@ CTX_CALLBACK = "hotline-callback"        # an answered outbound call: the survey
 CTX_CALLBACK_SEAT = "hotline-callback-seat"  # a missed-call callback rings the platform's next free seat
 CTX_CALLBACK_END = "hotline-callback-end"    # hangup handler of a seat's callback leg: the result
 CTX_FROM_CALLBACK_TRUNK = "from-callback-trunk"  # the outbound trunk: nothing it sends is taken
+CTX_QUEUE_EXIT = "hotline-queue-exit"    # the 12345 queue's exit key: "call me back" (排队回拨)
+VAR_QUEUE_POSITION = "HOTLINE_QUEUE_POSITION"  # join the queue at this place (digits; empty: the end)
+VAR_QUEUE_CALLBACK = "HOTLINE_QUEUE_CALLBACK"  # ok: the callback was registered
+VAR_CALLBACK_SEAT_WAIT = "HOTLINE_CALLBACK_SEAT_WAIT"  # how long a callback waits for a free seat
 CALLBACK_TRUNK = "callback-trunk"        # the PJSIP endpoint of the outbound trunk (site [callbacks])
 CALLBACK_ID_PREFIX = "cb-"               # ChannelId (so linkedid) of every outbound callback call
 VAR_CALLBACK_TASK = "HOTLINE_CALLBACK_TASK"      # the task id (digits) on an outbound call
@@ -85,4 +90,5 @@ VAR_CALLBACK_NUMBER = "HOTLINE_CALLBACK_NUMBER"  # the number a seat's callback 
 VAR_RATING = "HOTLINE_RATING"            # "off": no end-of-call rating for this call
 UEV_CALLBACK = "HotlineCallback"         # the dialplan's word on a callback leg (Dial status)
 
-CHANNEL_VARS = (*CHANNEL_VARS, VAR_CALLBACK_TASK, VAR_CALLBACK_ATTEMPT, VAR_CALLBACK_NUMBER, VAR_RATING)
+CHANNEL_VARS = (*CHANNEL_VARS, VAR_CALLBACK_TASK, VAR_CALLBACK_ATTEMPT, VAR_CALLBACK_NUMBER, VAR_RATING,
+                VAR_QUEUE_POSITION, VAR_QUEUE_CALLBACK, VAR_CALLBACK_SEAT_WAIT)

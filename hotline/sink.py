@@ -215,6 +215,23 @@ class EventSink:
                             detail, attempt, delay, self.pending)
             await asyncio.sleep(delay)
 
+    async def ask(self, path: str, body: dict[str, Any], timeout_s: float) -> tuple[int | None, Any]:
+        """One POST the worker needs answered now (not queued, not retried), with the same token:
+        the status and the JSON answer, or ``(None, reason)`` when the API cannot be reached."""
+        if self._session is None:
+            return None, "not started"
+        url = self._url.rsplit("/api/", 1)[0] + path
+        try:
+            async with self._session.post(url, json=body, headers=self._headers,
+                                          timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                try:
+                    answer = await resp.json(content_type=None)
+                except ValueError:
+                    answer = None
+                return resp.status, answer
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
     async def _post(self, batch: Sequence[Any]) -> tuple[int | None, str]:
         body: dict[str, Any]
         if len(batch) == 1 and self._list_key == "events":  # POST /api/events takes one bare event

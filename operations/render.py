@@ -17,6 +17,7 @@ from hotline.names import (
     CTX_FLOWS,
     CTX_FROM_CALLBACK_TRUNK,
     CTX_INTAKE,
+    CTX_QUEUE_EXIT,
     CTX_SPY,
     FEATURE_ONE_TOUCH,
     FEATURE_THREE_WAY,
@@ -97,7 +98,8 @@ def _endpoint_block(seat: str, template: str, label: str, password: str, qualify
 
 
 def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int, *,
-                    audiosocket: str = "127.0.0.1:4574") -> dict[str, str]:
+                    audiosocket: str = "127.0.0.1:4574",
+                    sounds: str = "/var/lib/hotline/sounds") -> dict[str, str]:
     """The contents of ``generated/*.conf`` for this site (pure: easy to test)."""
     files: dict[str, str] = {}
     files["pjsip_transport.conf"] = (
@@ -135,6 +137,11 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int, 
         f"read = {','.join(AMI_ADMIN_READ)}\nwrite = {','.join(AMI_ADMIN_WRITE)}\n"
     )
     files["queue_timing.conf"] = f"timeout = {site.ring_seat_s}\nretry = {site.retry_s}\n"
+    key = site.callbacks.queue_callback_key
+    files["queue_callback_hotline-12345.conf"] = (
+        f"context = {CTX_QUEUE_EXIT}\nperiodic-announce = {sounds}/queue-callback-offer\n"
+        "periodic-announce-frequency = 30\n" if key else "")
+    files["queue_exit.conf"] = f"exten => {key},1,Goto(request,1)\n" if key else ""
     for svc in Service:
         files[f"queue_members_{QUEUE_BY_SERVICE[svc]}.conf"] = "".join(
             f"member => PJSIP/{s},0,{s}\n" for s in site.operators[svc]
@@ -183,6 +190,7 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int, 
         f"HOTLINE_CALLBACK_CID={cb.caller_id}\n"
         f"HOTLINE_CALLBACK_RING={cb.ring_s}\n"
         f"HOTLINE_CALLBACK_SEAT_WAIT={cb.seat_wait_s}\n"
+        f"HOTLINE_SOUNDS={sounds}\n"
         f"HOTLINE_TRANSCRIBER={audiosocket}\n"
         f"HOTLINE_SEAT_FEATURES={'#'.join(SEAT_FEATURES)}\n"
         f"HOTLINE_XFER_TIMEOUT={site.transfer_timeout_s}\n"
@@ -201,14 +209,17 @@ def generated_files(site: Site, secrets: Secrets, agi_host: str, agi_port: int, 
 
 def render(conf_dir: Path, dest_etc: Path, site: Site, secrets: Secrets, *, agi_host: str,
            agi_port: int, paths: InstancePaths | None = None, system_name: str = "hotline",
-           audiosocket: str = "127.0.0.1:4574") -> None:
+           audiosocket: str = "127.0.0.1:4574", sounds: str | None = None) -> None:
     """Copy the static tree and write ``generated/`` (and ``asterisk.conf`` for an instance)."""
     dest_etc.mkdir(parents=True, exist_ok=True)
     for src in sorted(conf_dir.glob("*.conf")):
         shutil.copy2(src, dest_etc / src.name)
     gen = dest_etc / "generated"
     gen.mkdir(exist_ok=True)
-    for name, text in generated_files(site, secrets, agi_host, agi_port, audiosocket=audiosocket).items():
+    if sounds is None:
+        sounds = str(paths.inner_dir("sounds")) if paths is not None else "/var/lib/hotline/sounds"
+    for name, text in generated_files(site, secrets, agi_host, agi_port, audiosocket=audiosocket,
+                                      sounds=sounds).items():
         write_private(gen / name, text)  # seat passwords, AMI secrets: Asterisk runs as root
     if paths is not None:
         tpl = (conf_dir / "asterisk.conf.in").read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app import keys
-from app.auth import ADMIN, DEPARTMENT, OPERATOR, SUPERVISOR, requires
+from app.auth import ADMIN, DEPARTMENT, OPERATOR, SERVICE, SUPERVISOR, requires
 from app.callbacks.store import KINDS, STATES, TASK_COLUMNS, attempts_of, dialable
 from app.endpoint import endpoint
 from app.errors import ApiError, NotFound, UnknownCall, ValidationFailed, WorkOrderNotFound
@@ -19,12 +19,23 @@ from app.http_util import call_id, json_response, parse_body, parse_query, ticke
 from app.models import Call, NoCallRow
 from app.models import CallbackTaskRow as K
 from app.schemas import Answer, Body
+from hotline.callback_site import Rating
 from hotline.phone import clean_number, mask_number
-from hotline.types import SeatId, Text
+from hotline.types import CallId, SeatId, Text
 
 
 class TaskNotOpen(ApiError):
     status, error_id, message = 409, "callback.not_open", "the callback task is not waiting to be placed"
+
+
+class NotCallable(ApiError):
+    status, error_id = 409, "callback.not_callable"
+    message = "this call cannot be called back now (no number, not a 12345 call, or outside calling hours)"
+
+
+class RequestBody(Body):
+    linkedid: CallId
+    position: int = Field(1, ge=1, le=99_999)  # QUEUEPOSITION: the place the caller left
 
 
 class TaskQuery(Body):
@@ -40,6 +51,12 @@ class PlaceBody(Body):
 
 
 class CancelBody(Body):
+    note: Text(256) | None = None  # type: ignore[valid-type]
+
+
+class ResultBody(Body):
+    resolved: bool | None = None  # the caller says the matter is resolved (None: not asked / no answer)
+    rating: Rating                # the caller's satisfaction on the site's scale
     note: Text(256) | None = None  # type: ignore[valid-type]
 
 
@@ -131,6 +148,47 @@ async def cancel(request: web.Request) -> web.Response:
     return json_response({"task": _shown(task, who.role)})
 
 
+@endpoint("排队回拨: a caller waiting in the 12345 queue asked to be called back (FastAGI); the task is "
+          "placed at once into the queue at the caller's place", body=RequestBody, response=TaskAnswer,
+          status=201, errors=(UnknownCall, NotCallable))
+@requires(SERVICE)
+async def queue_request(request: web.Request) -> web.Response:
+    body = await parse_body(request, RequestBody)
+    sched = request.app[keys.CALLBACKS]
+    async with request.app[keys.DATABASE].read() as conn:
+        call = (await conn.execute(select(Call.caller, Call.service, Call.queued_at, Call.arrived_at)
+                                   .where(Call.linkedid == body.linkedid))).mappings().first()
+    if call is None:
+        raise UnknownCall(details={"linkedid": body.linkedid})
+    now = sched.clock()
+    number = dialable(call["caller"])
+    if number is None or call["service"] != "12345" or not sched.within_hours(now):
+        raise NotCallable(details={"linkedid": body.linkedid})
+    waited = now - (call["queued_at"] or call["arrived_at"] or now)
+    task_id = await sched.request("12345", number, body.linkedid, now, position=body.position,
+                                  waited_s=waited)
+    task = await sched.get(task_id) if task_id else None
+    if task is None:
+        raise NotCallable(details={"linkedid": body.linkedid, "reason": "already asked"})
+    await request.app[keys.CALLS].audit(request[keys.PRINCIPAL], "callback_requested", body.linkedid,
+                                        {"position": body.position})
+    return json_response({"task": _shown(task, SERVICE)}, status=201)
+
+
+@endpoint("Enter the 回访 result of a callback placed from a seat (closes or reopens the order)",
+          body=ResultBody, response=TaskAnswer, errors=(TaskNotOpen,))
+@requires(OPERATOR, SUPERVISOR)
+async def enter_result(request: web.Request) -> web.Response:
+    body = await parse_body(request, ResultBody)
+    who = request[keys.PRINCIPAL]
+    task = await request.app[keys.CALLBACKS].enter_result(_task_id(request), body.resolved, body.rating,
+                                                          body.note, who.name)
+    if task is None:
+        raise TaskNotOpen()
+    await request.app[keys.CALLS].audit(who, "callback_result", str(task["id"]), {"rating": body.rating})
+    return json_response({"task": _shown(task, who.role)})
+
+
 @endpoint("A call's end-of-call rating (一次一评)", response=RatingAnswer, errors=(UnknownCall,))
 @requires(OPERATOR, SUPERVISOR, ADMIN)
 async def rating(request: web.Request) -> web.Response:
@@ -198,8 +256,10 @@ async def remove_no_call(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/callbacks", list_tasks)
+    app.router.add_post("/api/callbacks/requests", queue_request)
     app.router.add_post("/api/callbacks/{task}/place", place)
     app.router.add_post("/api/callbacks/{task}/cancel", cancel)
+    app.router.add_post("/api/callbacks/{task}/result", enter_result)
     app.router.add_get("/api/calls/{linkedid}/rating", rating)
     app.router.add_get("/api/work-orders/{ticket}/callbacks", order_callbacks)
     app.router.add_post("/api/no-call", add_no_call)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, insert, literal, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -73,7 +73,9 @@ from hotline.names import (
     VAR_CALL_SERVICE,
     VAR_CALLBACK_ATTEMPT,
     VAR_CALLBACK_NUMBER,
+    VAR_CALLBACK_SEAT_WAIT,
     VAR_CALLBACK_TASK,
+    VAR_QUEUE_POSITION,
 )
 from hotline.phone import mask_number
 from hotline.prompts import PromptError, load_prompts, synthesize
@@ -90,6 +92,7 @@ DIAL_STATUS = {"ANSWER": "connected", "BUSY": "busy", "NOANSWER": "no_answer", "
                "CHANUNAVAIL": "unavailable", "CANCEL": "seat_hung_up", "": "lost"}
 SURVEY_WAIT_S = 300.0   # an answered survey call reports within this (prompts, two questions)
 RETRY_NOT_PLACED_S = 5.0
+QUEUE_WAIT_S = 3600     # a queue callback waits for its turn as long as a caller would
 
 
 class CallbackScheduler(Background):
@@ -168,7 +171,8 @@ class CallbackScheduler(Background):
             return 0
         c2 = Call.__table__.alias("again")
         called_again = exists().where(c2.c.caller == Call.caller, c2.c.arrived_at > Call.ended_at)
-        task_exists = exists().where(K.dedupe_key == literal("missed:").concat(Call.linkedid))
+        # any task about the call: its missed-call callback, or the callback the caller asked for
+        task_exists = exists().where(K.linkedid == Call.linkedid)
         query = (select(Call.linkedid, Call.caller, Call.service, Call.ended_at, Call.wait_s)
                  .where(Call.outcome == "abandoned", Call.ended_at >= max(now - window, self.missed_since),
                         Call.ended_at <= now,
@@ -253,7 +257,8 @@ class CallbackScheduler(Background):
                 return "unknown"
         return None
 
-    async def _claim_and_place(self, task_id: int, platform: str, now: float) -> bool:
+    async def _claim_and_place(self, task_id: int, platform: str, now: float, *,
+                               position: int | None = None) -> bool:
         async with self.db.write() as conn:
             task = await task_row(conn, task_id)
             if task is None or task["state"] != SCHEDULED:
@@ -267,16 +272,17 @@ class CallbackScheduler(Background):
                     version=K.version + 1))
                 await self._timeline(conn, task, {"result": blocked, "attempt": task["attempts"]}, now)
                 return False
-            slot = (await conn.execute(select(L.slot).where(L.platform == platform, L.task_id.is_(None))
-                                       .order_by(L.slot).limit(1))).scalar()
-            if slot is None:
-                return False
-            free_line = (L.platform == platform, L.slot == slot, L.task_id.is_(None))
-            took = await conn.execute(update(L).where(*free_line).values(task_id=task_id, taken_at=now))
-            if took.rowcount != 1:
-                return False
+            if task["kind"] != REQUESTED:  # a queue callback is the caller's own place: no line until dialled
+                slot = (await conn.execute(select(L.slot).where(L.platform == platform, L.task_id.is_(None))
+                                           .order_by(L.slot).limit(1))).scalar()
+                if slot is None:
+                    return False
+                free_line = (L.platform == platform, L.slot == slot, L.task_id.is_(None))
+                took = await conn.execute(update(L).where(*free_line).values(task_id=task_id, taken_at=now))
+                if took.rowcount != 1:
+                    return False
             no = task["attempts"] + 1
-            seat_wait = self.cfg.seat_wait_s if task["kind"] != SURVEY else 0
+            seat_wait = {SURVEY: 0, MISSED: self.cfg.seat_wait_s}.get(task["kind"], QUEUE_WAIT_S)
             lease = now + self.cfg.ring_s + seat_wait + SURVEY_WAIT_S
             claimed = await conn.execute(update(K).where(K.id == task_id, K.state == SCHEDULED,
                                                          K.version == task["version"]).values(
@@ -289,7 +295,7 @@ class CallbackScheduler(Background):
                 placed_by=task["seat"] and f"seat {task['seat']}" or "system"))
             if task["kind"] == SURVEY and task["ticket"]:
                 await self._start_callback(conn, task, now)
-        await self._spawn(self._place(task, no))
+        await self._spawn(self._place(task, no, position))
         return True
 
     async def _start_callback(self, conn: AsyncConnection, task: dict[str, Any], now: float) -> None:
@@ -304,14 +310,14 @@ class CallbackScheduler(Background):
         self._calls.add(t)
         t.add_done_callback(self._calls.discard)
 
-    def originate_action(self, task: dict[str, Any], no: int) -> dict[str, Any]:
+    def originate_action(self, task: dict[str, Any], no: int, position: int | None = None) -> dict[str, Any]:
         number = dialable(task["number"])
         if number is None:
             raise ValueError("not a dialable number")
         cid = channel_id(task["id"], no)
-        variables = [f"{VAR_CALLBACK_TASK}={task['id']}", f"{VAR_CALLBACK_ATTEMPT}={no}",
+        variables: list[str] = [f"{VAR_CALLBACK_TASK}={task['id']}", f"{VAR_CALLBACK_ATTEMPT}={no}",
                      f"{VAR_CALL_SERVICE}={task['platform']}"]
-        if task["kind"] == SURVEY:
+        if task["kind"] == SURVEY and not task["seat"]:
             return {"Action": "Originate", "Channel": f"PJSIP/{number}@{CALLBACK_TRUNK}",
                     "Context": CTX_CALLBACK, "Exten": "survey", "Priority": "1", "Async": "true",
                     "CallerID": f"\"{task['platform']}\" <{self.cfg.caller_id}>",
@@ -319,22 +325,28 @@ class CallbackScheduler(Background):
         waited = int(task["waited_s"] or 0)
         seat = task["seat"]
         channel = f"PJSIP/{seat}" if seat else f"Local/{task['platform']}@{CTX_CALLBACK_SEAT}"
+        variables.append(f"{VAR_CALLBACK_NUMBER}={number}")
+        if task["kind"] == REQUESTED and not seat:  # the caller's place in the queue, and its patience
+            variables += [f"{VAR_QUEUE_POSITION}={max(1, int(position or 1))}",
+                          f"{VAR_CALLBACK_SEAT_WAIT}={QUEUE_WAIT_S}"]
         action = {"Action": "Originate", "Channel": channel, "Context": CTX_CALLBACK, "Exten": "missed",
                   "Priority": "1", "Async": "true", "CallerID": f"\"CB {waited}s\" <{number}>",
                   "Timeout": str((self.cfg.seat_wait_s if not seat else self.cfg.ring_s) * 1000),
-                  "ChannelId": cid, "Variable": [*variables, f"{VAR_CALLBACK_NUMBER}={number}"]}
+                  "ChannelId": cid, "Variable": variables}
         if not seat:
             action["OtherChannelId"] = f"{cid}-seat"
+        if task["kind"] == REQUESTED and not seat:
+            action["Timeout"] = str((QUEUE_WAIT_S + 5) * 1000)
         return action
 
-    async def _place(self, task: dict[str, Any], no: int) -> None:
+    async def _place(self, task: dict[str, Any], no: int, position: int | None = None) -> None:
         cid = channel_id(task["id"], no)
         if task["kind"] == SURVEY and self.sounds_dir is not None and task["ticket"]:
             await self._speak_matter(task)
         if self.originate is None:
             await self.finish_attempt(task["id"], no, "not_placed", None, "no AMI")
             return
-        action = self.originate_action(task, no)
+        action = self.originate_action(task, no, position)
         wait_s = int(action["Timeout"]) / 1000 + 15
         try:
             self.placed += 1
@@ -347,11 +359,9 @@ class CallbackScheduler(Background):
         response = next((m for m in answers if m.get("Event") == "OriginateResponse"),
                         answers[-1] if answers else {})
         if response.get("Response") == "Success":
-            if task["kind"] != SURVEY and task["seat"] is None:
-                return  # a seat answered: the result comes with the UserEvent when the leg ends
-            if task["kind"] != SURVEY:
-                await self.finish_attempt(task["id"], no, "connected", None, "")
-            return  # a survey: the answers come from FastAGI (a surveyed event)
+            # answered. A survey on the trunk: the answers come from FastAGI (a surveyed event); a
+            # call through a seat: the dialplan's UserEvent says how the caller's leg ended
+            return
         await asyncio.sleep(0.2)  # the channel's Hangup (with its cause) is on its way
         cause, txt = self._causes.pop(cid, (None, ""))
         # the Q.850 cause of the channel's hangup says most (486 -> 17); OriginateResponse's Reason else
@@ -528,6 +538,37 @@ class CallbackScheduler(Background):
                 await conn.execute(update(K).where(K.id == task_id).values(max_attempts=task["attempts"] + 1))
         return await self.get(task_id)
 
+    async def enter_result(self, task_id: int, resolved: bool | None, rating: str, note: str | None,
+                           who: str) -> dict[str, Any] | None:
+        """An operator's 回访 result (a callback placed from a seat, or by other means): the answers
+        go to the task and, as the survey's would, close or reopen the order."""
+        now = self.clock()
+        answers = {"resolved": resolved, "rating": rating, "satisfied": rating in SATISFIED_RATINGS,
+                   "entered_by": who, "note": note}
+        outcome = "closed" if rating in SATISFIED_RATINGS else "reopened"
+        async with self.db.write() as conn:
+            task = await task_row(conn, task_id)
+            if task is None or task["kind"] != SURVEY or not task["ticket"]:
+                return None
+            open_ = task["state"] in (SCHEDULED, PLACING, FAILED) or (task["state"], task["result"]) == (
+                DONE, "connected")
+            if not open_:
+                return None
+            res = await conn.execute(update(K).where(K.id == task_id, K.version == task["version"]).values(
+                state=DONE, result=outcome, answers=answers, owner=None, lease_until=None, updated_at=now,
+                version=K.version + 1))
+            if res.rowcount != 1:
+                return None
+            await conn.execute(update(L).where(L.task_id == task_id).values(task_id=None, taken_at=None))
+            await conn.execute(update(A).where(A.task_id == task_id, A.result.is_(None))
+                               .values(result="answered", ended_at=now))
+            await self._start_callback(conn, task, now)
+            entry = {"attempt": task["attempts"], "result": "entered", "task": task_id, "kind": SURVEY,
+                     "outcome": outcome, "by": who}
+            await self._order_history(conn, task, entry, now)
+        await self._apply_to_order(task, answers, outcome == "closed")
+        return await self.get(task_id)
+
     async def cancel(self, task_id: int, note: str | None) -> dict[str, Any] | None:
         now = self.clock()
         async with self.db.write() as conn:
@@ -541,12 +582,18 @@ class CallbackScheduler(Background):
         async with self.db.read() as conn:
             return await task_row(conn, task_id)
 
-    async def request(self, platform: str, number: str, linkedid: str | None, now: float) -> int | None:
-        """排队回拨: a caller asked in the queue to be called back (placed at once, at the seat first)."""
+    async def request(self, platform: str, number: str, linkedid: str | None, now: float, *,
+                      position: int = 1, waited_s: float | None = None) -> int | None:
+        """排队回拨: a caller asked in the queue to be called back. Placed at once: a placeholder takes
+        the caller's place in the queue (it uses no outbound line until a seat takes it)."""
         async with self.db.write() as conn:
-            return await add_task(conn, kind=REQUESTED, platform=platform, number=number, due_at=now, now=now,
-                                  max_attempts=self.cfg.attempts,
-                                  dedupe_key=f"requested:{linkedid or number}", linkedid=linkedid)
+            task = await add_task(conn, kind=REQUESTED, platform=platform, number=number, due_at=now, now=now,
+                                  max_attempts=self.cfg.attempts, linkedid=linkedid,
+                                  dedupe_key=f"requested:{linkedid or number}", note=f"position {position}",
+                                  waited_s=waited_s)
+        if task is not None:
+            await self._claim_and_place(task, platform, now, position=position)
+        return task
 
 
 _RATING_WORDS = {"very_satisfied": "非常满意", "satisfied": "满意", "unsatisfied": "不满意",

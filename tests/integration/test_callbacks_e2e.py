@@ -335,12 +335,13 @@ async def abandon(stack: Stack, caller: str, wait_s: float = 2.5) -> None:
         run.close()
 
 
-async def missed_task(stack: Stack, caller: str, states: tuple[str, ...], timeout: float = 30) -> dict:
+async def missed_task(stack: Stack, caller: str, states: tuple[str, ...], timeout: float = 30,
+                      kind: str = "missed") -> dict:
     http = Http(stack)
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        tasks = (await http.call("GET", "/api/callbacks", "supervisor", params={"kind": "missed"}))["tasks"]
+        tasks = (await http.call("GET", "/api/callbacks", "supervisor", params={"kind": kind}))["tasks"]
         last = [t for t in tasks if t["number"] == caller]
         if last and last[0]["state"] in states:
             return last[0]
@@ -507,3 +508,128 @@ async def test_a_task_due_across_an_app_restart_is_placed_once(stack: Stack) -> 
         await asyncio.sleep(2)
         assert p.invites() == 1
         await twin.stop()
+
+
+async def test_an_operator_places_a_callback_from_a_seat_and_enters_the_result(
+        stack: Stack, seats: dict[str, Seat]) -> None:
+    await lines_free(stack)
+    http = Http(stack)
+    ticket = await replied_order(http, new_caller())  # due the next working day: waiting
+    task = (await http.call("GET", f"/api/work-orders/{ticket}/callbacks", "operator"))["tasks"][0]
+    assert task["state"] == "scheduled" and "*" in task["number"]  # masked for an operator
+    # another department never sees this order's 回访
+    token = stack.secrets.token_for("department", "urban")  # type: ignore[union-attr]
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s, \
+            s.get(f"{stack.api_url}/api/work-orders/{ticket}/callbacks") as r:
+        assert r.status == 404
+    own = await http.call("GET", f"/api/work-orders/{ticket}/callbacks", "housing")
+    assert "number" not in own["tasks"][0]
+    ami = AmiLog(stack)
+    await pause_seats(stack, Service.HOTLINE_12345, True, except_seat="1202")
+    try:
+        async with phone(stack, "answer") as p:
+            placed = await http.call("POST", f"/api/callbacks/{task['id']}/place", "operator",
+                                     json={"seat": "1202"})
+            assert placed["task"]["seat"] == "1202"
+            deadline = time.monotonic() + 30
+            while not any(ev.get("Event") == "BridgeEnter" and ev.get("Channel", "").startswith(
+                    "PJSIP/callback-trunk-") for _, ev in ami.events):
+                assert time.monotonic() < deadline, f"not bridged: {ami.dials()}"
+                await asyncio.sleep(0.1)
+            new = [ev.get("Channel", "") for _, ev in ami.events if ev.get("Event") == "Newchannel"]
+            seat_at = next(i for i, c in enumerate(new) if c.startswith("PJSIP/1202-"))
+            trunk_at = next(i for i, c in enumerate(new) if c.startswith("PJSIP/callback-trunk-"))
+            assert seat_at < trunk_at, new  # the operator's seat rings first, then the caller
+            assert p.invites() == 1
+            assert stack.ami is not None
+            await stack.ami.client.action({"Action": "Hangup", "Channel": "/^PJSIP\\/callback-trunk-/"})
+        done = await wait_task(stack, ticket, ("done",))
+        assert done["result"] == "connected"
+        entered = await http.call("POST", f"/api/callbacks/{task['id']}/result", "operator",
+                                  json={"resolved": True, "rating": "very_satisfied", "note": "群众表示满意"})
+        assert (entered["task"]["state"], entered["task"]["result"]) == ("done", "closed")
+        order = await http.call("GET", f"/api/work-orders/{ticket}", "supervisor")
+        assert order["work_order"]["status"] == "closed"
+    finally:
+        ami.close()
+        await pause_seats(stack, Service.HOTLINE_12345, False)
+
+
+async def test_a_waiting_callback_is_cancelled_and_bad_requests_get_clear_errors(stack: Stack) -> None:
+    http = Http(stack)
+    ticket = await replied_order(http, new_caller())
+    task = (await http.call("GET", f"/api/work-orders/{ticket}/callbacks", "supervisor"))["tasks"][0]
+    cancelled = await http.call("POST", f"/api/callbacks/{task['id']}/cancel", "supervisor",
+                                json={"note": "群众要求不再回访"})
+    assert (cancelled["task"]["state"], cancelled["task"]["result"]) == ("cancelled", "cancelled")
+    assert stack.secrets is not None
+    headers = {"Authorization": f"Bearer {stack.secrets.token_for('supervisor')}"}
+    async with aiohttp.ClientSession(headers=headers) as s:
+        async with s.post(f"{stack.api_url}/api/callbacks/{task['id']}/cancel", json={}) as r:
+            assert r.status == 409 and (await r.json())["error_id"] == "callback.not_open"
+        async with s.post(f"{stack.api_url}/api/callbacks/{task['id']}/place", json={"seat": "12;34"}) as r:
+            assert r.status == 400
+        async with s.post(f"{stack.api_url}/api/no-call", json={"number": "no digits"}) as r:
+            assert r.status == 400
+        async with s.post(f"{stack.api_url}/api/no-call", json={"number": "139-0000-9999"}) as r:
+            assert r.status == 201 and (await r.json())["number"] == "13900009999"
+    operator = {"Authorization": f"Bearer {stack.secrets.token_for('operator')}"}
+    async with aiohttp.ClientSession(headers=operator) as s, \
+            s.post(f"{stack.api_url}/api/callbacks/{task['id']}/cancel", json={}) as r:
+        assert r.status == 403
+
+
+async def test_a_waiting_caller_presses_the_key_to_be_called_back_and_keeps_their_place(
+        stack: Stack, seats: dict[str, Seat], api: Api) -> None:
+    await lines_free(stack)
+    ami = AmiLog(stack)
+    first, second, third = new_caller(), new_caller(), new_caller()
+    await pause_seats(stack, Service.HOTLINE_12345, True)
+    runs = []
+    media = Media(stack.site.trunk_hosts[0])
+    try:
+        async with phone(stack, "answer") as p:
+            runs.append(place_call(asterisk=stack.sip_address, service="12345", caller=first, talk_ms=9000,
+                                   local_ip=stack.site.trunk_hosts[0]))
+            await asyncio.sleep(1.0)
+            runs.append(place_call(asterisk=stack.sip_address, service="12345", caller=second, talk_ms=40000,
+                                   local_ip=stack.site.trunk_hosts[0], media_port=media.port))
+            await media.heard()
+            await asyncio.sleep(1.0)
+            await media.press(stack.site.callbacks.queue_callback_key or "9")
+            asked = await missed_task(stack, second, ("placing",), kind="requested")
+            assert asked["note"] == "position 2"
+            runs.append(place_call(asterisk=stack.sip_address, service="12345", caller=third, talk_ms=22000,
+                                   local_ip=stack.site.trunk_hosts[0]))
+            await asyncio.sleep(0.5)
+            await pause_seats(stack, Service.HOTLINE_12345, False, except_seat="1202")
+            await pause_seats(stack, Service.HOTLINE_12345, True, except_seat="1201")
+            deadline = time.monotonic() + 40
+            while p.invites() < 1:
+                assert time.monotonic() < deadline, f"never called back: {ami.dials()}"
+                await asyncio.sleep(0.2)
+            rang_at = time.time()
+            first_call = await api.call_of(first)
+            assert first_call["answered_at"] < rang_at  # the caller ahead was served first ...
+            third_call = await api.get("/api/calls", limit=100)
+            third_row = next(c for c in third_call["calls"] if c["caller"] == third)
+            assert third_row["answered_at"] is None  # ... and the one behind waits for the callback
+            deadline = time.monotonic() + 15
+            while not any(ev.get("Event") == "BridgeEnter" and ev.get("Channel", "").startswith(
+                    "PJSIP/callback-trunk-") for _, ev in ami.events):
+                assert time.monotonic() < deadline, "the callback was never bridged with the seat"
+                await asyncio.sleep(0.1)
+            assert stack.ami is not None
+            await stack.ami.client.action({"Action": "Hangup", "Channel": "/^PJSIP\\/callback-trunk-/"})
+            done = await missed_task(stack, second, ("done",), kind="requested")
+            assert done["result"] == "connected"
+            assert await asyncio.to_thread(runs[1].wait, 30) == 0  # was told it is registered, then hung up
+            second_call = await api.call_of(second)
+            assert second_call["outcome"] == "abandoned"  # left the queue (and was called back)
+            assert (await api.call_of(third, timeout=40))["answered_at"] > rang_at
+    finally:
+        media.close()
+        for r in runs:
+            r.close()
+        ami.close()
+        await pause_seats(stack, Service.HOTLINE_12345, False)

@@ -146,10 +146,12 @@ def test_service_by_queue_is_the_inverse() -> None:
 def test_agi_routes_in_the_dialplan_are_named(extensions_text: str, dialplan: dict[str, Context]) -> None:
     routes = re.findall(r"AGI\(agi://([^/,)]+)/([^,)]+)", extensions_text)
     assert routes, "no FastAGI call found in extensions.conf"
-    assert {r for _, r in routes} == {names.AGI_ROUTE_INTAKE, names.AGI_ROUTE_RATING, names.AGI_ROUTE_SURVEY}
+    assert {r for _, r in routes} == {names.AGI_ROUTE_INTAKE, names.AGI_ROUTE_RATING, names.AGI_ROUTE_SURVEY,
+                                      names.AGI_ROUTE_QUEUE_CALLBACK}
     # each AGI runs in its own context and its host comes from the generated globals
     for route, ctx in ((names.AGI_ROUTE_INTAKE, names.CTX_INTAKE), (names.AGI_ROUTE_RATING, names.CTX_RATING),
-                       (names.AGI_ROUTE_SURVEY, names.CTX_CALLBACK)):
+                       (names.AGI_ROUTE_SURVEY, names.CTX_CALLBACK),
+                       (names.AGI_ROUTE_QUEUE_CALLBACK, names.CTX_QUEUE_EXIT)):
         assert any(f"/{route}," in line for line in dialplan[ctx].lines), route
     hosts = {h for h, _ in routes}
     assert hosts == {"${HOTLINE_AGI}"}
@@ -276,7 +278,8 @@ def test_every_context_is_reachable(dialplan: dict[str, Context]) -> None:
                 names.CTX_ATXFER,  # AMI Atxfer, and TRANSFER_CONTEXT for the seat's own *2
                 names.CTX_TAP,  # AMI Originate by the media-tap controller
                 names.CTX_CALLBACK, names.CTX_CALLBACK_SEAT,  # AMI Originate by the callback scheduler
-                names.CTX_FROM_CALLBACK_TRUNK}  # the outbound trunk's endpoint, by context=
+                names.CTX_FROM_CALLBACK_TRUNK,  # the outbound trunk's endpoint, by context=
+                names.CTX_QUEUE_EXIT}  # queues.conf context= of the 12345 queue (its callback key)
     reached |= set(re.findall(r"hangup_handler_push\)=([\w-]+),", "\n".join(
         line for ctx in dialplan.values() for line in ctx.lines)))
     assert set(dialplan) - reached == set(), "contexts nothing jumps to, includes, or enters"
