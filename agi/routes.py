@@ -101,7 +101,8 @@ ROUTES: Mapping[str, Route] = MappingProxyType({
     AGI_ROUTE_RATING: Route(interactive=rating, budget_s=60.0),
     # who calls, the matter and the reply read out, two questions
     AGI_ROUTE_SURVEY: Route(interactive=survey, budget_s=240.0),
-    AGI_ROUTE_QUEUE_CALLBACK: Route(handler=queue_callback, fallback=_not_registered),
+    # one confirmed request to the API (the caller waits in silence meanwhile: keep it short)
+    AGI_ROUTE_QUEUE_CALLBACK: Route(handler=queue_callback, fallback=_not_registered, budget_s=2.0),
 })
 
 
@@ -111,6 +112,7 @@ async def run_route(route: Route, call: AgiCall, deps: AgiDeps, budget_s: float)
     Returns only variables that can be written safely; an unsafe value is left out and the call
     marked degraded.
     """
+    budget_s = route.budget_s or budget_s
     try:
         async with asyncio.timeout(budget_s):
             assert route.handler is not None, "an interactive route is run by run_interactive"

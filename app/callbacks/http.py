@@ -33,6 +33,10 @@ class NotCallable(ApiError):
     message = "this call cannot be called back now (no number, not a 12345 call, or outside calling hours)"
 
 
+class UnknownSeat(ApiError):
+    status, error_id, message = 400, "callback.unknown_seat", "not an operator seat of the task's platform"
+
+
 class RequestBody(Body):
     linkedid: CallId
     position: int = Field(1, ge=1, le=99_999)  # QUEUEPOSITION: the place the caller left
@@ -123,12 +127,19 @@ def _task_id(request: web.Request) -> int:
 
 
 @endpoint("Place a callback task now (from a seat, when one is named)", body=PlaceBody, response=TaskAnswer,
-          errors=(TaskNotOpen,))
+          errors=(TaskNotOpen, UnknownSeat))
 @requires(OPERATOR, SUPERVISOR)
 async def place(request: web.Request) -> web.Response:
     body = await parse_body(request, PlaceBody)
     who = request[keys.PRINCIPAL]
-    task = await request.app[keys.CALLBACKS].place_now(_task_id(request), body.seat, who.name)
+    sched = request.app[keys.CALLBACKS]
+    task_id = _task_id(request)
+    if body.seat is not None:
+        found = await sched.get(task_id)
+        platform = request.app[keys.SITE].service_of_seat(body.seat)
+        if found is not None and (platform is None or platform.value != found["platform"]):
+            raise UnknownSeat(details={"seat": body.seat})
+    task = await sched.place_now(task_id, body.seat, who.name)
     if task is None:
         raise TaskNotOpen()
     await request.app[keys.CALLS].audit(who, "callback_place", str(task["id"]), {"seat": body.seat})

@@ -179,11 +179,13 @@ class CallbackScheduler(Background):
                         Call.arrived_at >= now - window - 86400, Call.service.in_(self.platforms),
                         ~called_again, ~task_exists)
                  .order_by(Call.ended_at).limit(200))
+        async with self.db.read() as conn:  # most ticks find nothing: no write transaction for that
+            found = [dict(r) for r in (await conn.execute(query)).mappings() if dialable(r["caller"])]
+        if not found:
+            return 0
         made = 0
         async with self.db.write() as conn:
-            for r in (await conn.execute(query)).mappings():
-                if not dialable(r["caller"]):
-                    continue
+            for r in found:
                 if await add_task(conn, kind=MISSED, platform=r["service"], number=r["caller"],
                                   due_at=r["ended_at"], now=now, max_attempts=self.cfg.attempts,
                                   dedupe_key=f"missed:{r['linkedid']}", linkedid=r["linkedid"],
@@ -196,6 +198,8 @@ class CallbackScheduler(Background):
         async with self.db.read() as conn:
             stale = [dict(r) for r in (await conn.execute(
                 select(K.id, K.attempts).where(K.state == PLACING, K.lease_until < now))).mappings()]
+        if not stale:
+            return
         for t in stale:
             channel = channel_id(t["id"], t["attempts"])
             answers = await self._stored_survey(channel)
@@ -248,6 +252,10 @@ class CallbackScheduler(Background):
                 Call.caller == number, Call.arrived_at > (ended or now)).limit(1))).first()
             if again:
                 return "called_again"
+        if task["kind"] == SURVEY and task["ticket"]:
+            order = await load_order(conn, task["ticket"])
+            if order is None or order["status"] not in (State.REPLIED.value, State.CALLBACK.value):
+                return "order_moved"  # closed or reopened by hand meanwhile: nothing to ask
         if self.harassment is not None:
             try:
                 if await self.harassment.listed(number):
@@ -306,6 +314,10 @@ class CallbackScheduler(Background):
             await moves.order(order, Step.START_CALLBACK, None, {"task": task["id"]})
 
     async def _spawn(self, coro: Awaitable[None]) -> None:
+        self._track(coro)
+
+    def _track(self, coro: Awaitable[None]) -> None:
+        """Run ``coro`` beside the loop, kept (not garbage-collected mid-call) and stopped with us."""
         t = asyncio.ensure_future(coro)
         self._calls.add(t)
         t.add_done_callback(self._calls.discard)
@@ -409,13 +421,13 @@ class CallbackScheduler(Background):
             status = ev.get("Status", "")
             result = DIAL_STATUS.get(status, "failed")
             cause = int(ev["Cause"]) if ev.get("Cause", "").isdigit() else None
-            asyncio.ensure_future(self.finish_attempt(task, no, result, cause, status[:64]))
+            self._track(self.finish_attempt(task, no, result, cause, status[:64]))
 
     def on_events(self, stored: list[dict[str, Any]]) -> None:
         """CallService watcher: a survey's answers arrived (FastAGI, through the event sink)."""
         for e in stored:
             if e["type"] == CallEventType.SURVEYED.value and e["linkedid"].startswith(CALLBACK_ID_PREFIX):
-                asyncio.ensure_future(self.on_survey(e["linkedid"], dict(e["data"])))
+                self._track(self.on_survey(e["linkedid"], dict(e["data"])))
 
     async def on_survey(self, channel: str, answers: dict[str, Any]) -> None:
         task_id, no = parse_channel_id(channel)
@@ -464,6 +476,8 @@ class CallbackScheduler(Background):
                     values.update(state=SCHEDULED, due_at=now + delay)
             await conn.execute(update(K).where(K.id == task_id).values(**values))
             final = values.get("result")
+            if final and self.sounds_dir is not None:  # the task is over: its spoken matter goes
+                (self.sounds_dir / "callbacks" / f"task-{task_id}.wav").unlink(missing_ok=True)
             entry = {"attempt": no, "result": result, "cause": cause, "cause_txt": cause_txt or None,
                      "task": task_id, "kind": task["kind"], **({"outcome": final} if final else {})}
             await self._timeline(conn, task, entry, now)

@@ -569,6 +569,8 @@ async def test_a_waiting_callback_is_cancelled_and_bad_requests_get_clear_errors
             assert r.status == 409 and (await r.json())["error_id"] == "callback.not_open"
         async with s.post(f"{stack.api_url}/api/callbacks/{task['id']}/place", json={"seat": "12;34"}) as r:
             assert r.status == 400
+        async with s.post(f"{stack.api_url}/api/callbacks/{task['id']}/place", json={"seat": "1101"}) as r:
+            assert r.status == 400 and (await r.json())["error_id"] == "callback.unknown_seat"  # a 110 seat
         async with s.post(f"{stack.api_url}/api/no-call", json={"number": "no digits"}) as r:
             assert r.status == 400
         async with s.post(f"{stack.api_url}/api/no-call", json={"number": "139-0000-9999"}) as r:

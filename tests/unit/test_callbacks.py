@@ -251,3 +251,22 @@ def test_callbacks_table_refuses_nonsense(bad: dict[str, Any]) -> None:
 def test_survey_scale_needs_both_sides() -> None:
     with pytest.raises(ValueError):
         SurveyTable(scale={"1": "satisfied", "2": "very_satisfied"})
+
+
+async def test_an_answered_call_without_answers_is_retried_then_failed(db_url: str) -> None:
+    """Voicemail-like silence: the phone answered, nobody pressed anything (FastAGI: no rating)."""
+    db = await _db(db_url)
+    clock = Clock(NOON)
+    fake = FakeAsterisk(reasons=["4", "4"])
+    s = _scheduler(db, fake, clock)
+    await s.ensure_slots()
+    [task] = await _tasks(db, 1, NOON)
+    for attempt in (1, 2):
+        await s.tick()
+        await _settle(s)
+        await s.on_survey(channel_id(task, attempt), {"result": "no_key", "rating": None, "resolved": None})
+        clock.t += 61
+    row = await s.get(task)
+    assert row and (row["state"], row["result"], row["attempts"]) == ("failed", "callback_failed", 2)
+    assert len(fake.actions) == 2
+    await db.engine.dispose()
