@@ -117,7 +117,6 @@ class CallbackScheduler(Background):
         self._causes: dict[str, tuple[int | None, str]] = {}  # outbound uniqueid -> its hangup cause
         self.placed = 0          # originations sent (benchmarks, tests)
         self.failed_originations = 0
-        self.in_hours_override: bool | None = None  # tests: force calling hours on or off
         # Calls that ended before this are never called back: switching missed-call callbacks on
         # (or lengthening the window) does not call back the past.
         self.missed_since = 0.0
@@ -160,8 +159,6 @@ class CallbackScheduler(Background):
         return placed
 
     def within_hours(self, now: float) -> bool:
-        if self.in_hours_override is not None:
-            return self.in_hours_override
         return self.cfg.within_hours(dt.datetime.fromtimestamp(now, self.tz))
 
     # --- 1. missed calls -------------------------------------------------------------------------
