@@ -113,13 +113,14 @@ def _choose_threshold(probs: list[float], labels: list[int], rules: list[bool], 
     return best[1] if best else 0.5
 
 
-def train() -> dict[str, Any]:
+def train(labelled: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``labelled``: the cases to learn from (default :func:`training_cases`; routing.cv passes folds)."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     router = Router(model=False)  # the rules alone: the model learns what they miss
-    labelled = training_cases()
+    labelled = training_cases() if labelled is None else labelled
     extra = [{"text": t, "life_threat": False, "expect": {"12345": ["accept"], "110": ["accept"]}}
              for t in dict.fromkeys(neutral_texts(labelled))]
     cases = labelled + extra
@@ -185,7 +186,7 @@ CATEGORY_C_GRID = (16.0, 64.0)
 RULES_WEIGHT_GRID = (0.2, 0.3, 0.4)
 
 
-def train_category() -> dict[str, Any]:
+def train_category(cases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The category model: multinomial logistic regression on the labelled cases' first category,
     over the same features; C and the weight of the rules' shares beside its probabilities by
     5-fold cross-validation of the blended category's accuracy on the corpus's dev cases."""
@@ -194,7 +195,7 @@ def train_category() -> dict[str, Any]:
     from sklearn.model_selection import KFold
 
     router = Router(model=False)
-    cases = training_cases()
+    cases = training_cases() if cases is None else cases
     _texts, x, vec = _matrix(router, cases)
     y = np.array([c["category"][0] for c in cases])
     shares = [{a["code"]: a["share"] for a in router.route(c["text"], "12345").alternatives} for c in cases]
@@ -246,7 +247,7 @@ MIN_LINKED = 10        # a hotline with fewer labelled cases is left to the rule
 MIN_LINK_PRECISION = 0.5
 
 
-def train_linkage() -> dict[str, Any]:
+def train_linkage(cases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One logistic regression per linkage hotline on the corpus's dev cases (the only ones labelled
     with the hotlines they need), beside openings, addresses and names as negatives; C and each
     threshold by 5-fold cross-validation: the best recall of (rules OR model) at which the hotline is
@@ -258,7 +259,8 @@ def train_linkage() -> dict[str, Any]:
     from hotline.platforms import LINKAGE_HOTLINES
 
     router = Router(model=False)
-    labelled = list(split(load_corpus())[0])
+    # the corpus's dev cases (the only ones labelled with hotlines); routing.cv passes folds
+    labelled = [c for c in (cases if cases is not None else split(load_corpus())[0]) if "linkage" in c]
     neutral = [t for t in neutral_texts([]) if t]
     cases = labelled + [{"text": t, "linkage": []} for t in dict.fromkeys(neutral)]
     _texts, x, vec = _matrix(router, cases)
