@@ -206,6 +206,13 @@ class Router:
                 if phrase.code != DANGER:
                     out.scores[phrase.code] = out.scores.get(phrase.code, 0.0) + phrase.weight
                 break  # one hit per phrase
+        supported = {h.phrase.code for h in out.hits if not h.phrase.support}
+        alone = [h for h in out.hits if h.phrase.support and h.phrase.code not in supported]
+        for h in alone:  # supporting evidence with nothing to support: it decides nothing
+            out.scores.pop(h.phrase.code, None)
+            out.negated.append(f"'{h.matched}' ignored: supports {h.phrase.code} only beside another sign of it")
+        if alone:
+            out.hits = [h for h in out.hits if h not in alone]
         return out
 
     def _matters(self, text: str, whole: _Scored, at: str, state: _State,

@@ -40,7 +40,7 @@ REQUIRED_CODES: tuple[str, ...] = (
 DANGER = "*"  # code of the danger markers that belong to no category
 SLOT_NAMES = ("place", "time", "people", "weapons", "injuries")
 _CATEGORY_KEYS = {"code", "name_zh", "name_en", "items", "actions", "linkage", "phrases"}
-_PHRASE_KEYS = {"p", "re", "w", "life", "linkage", "neg"}
+_PHRASE_KEYS = {"p", "re", "w", "life", "linkage", "neg", "support"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class Phrase:
     life: bool
     linkage: tuple[str, ...]
     negatable: bool
+    # supporting evidence only: counts for its category when another of its phrases matched too
+    # (a caller who says 政府 is not, by that word, threatening the government)
+    support: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def _phrase(file: str, key: str, code: str, raw: Any) -> Phrase:
     weight = raw.get("w", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 10:
         raise RoutingDataError(file, f"{key}.w", "weight must be a number in (0, 10]")
-    for flag in ("life", "neg"):
+    for flag in ("life", "neg", "support"):
         if flag in raw and not isinstance(raw[flag], bool):
             raise RoutingDataError(file, f"{key}.{flag}", "must be true or false")
     return Phrase(
@@ -172,6 +175,7 @@ def _phrase(file: str, key: str, code: str, raw: Any) -> Phrase:
         life=bool(raw.get("life", False)),
         linkage=_linkage(file, f"{key}.linkage", raw.get("linkage")),
         negatable=bool(raw.get("neg", True)),
+        support=bool(raw.get("support", False)),
     )
 
 

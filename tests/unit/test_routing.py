@@ -222,7 +222,7 @@ def test_reload_swaps_rules_and_keeps_old_ones_on_error(data_copy: Path) -> None
     assert r.route(text).category is None
     cat = data_copy / "categories.yaml"
     _edit(cat, '{re: "(野生动物|保护动物|', '{re: "(穿山甲|野生动物|保护动物|')
-    _edit(cat, 'version: "2026.05-1"', 'version: "test-2"')
+    _edit(cat, 'version: "2026.12-1"', 'version: "test-2"')
     assert r.reload() == "test-2"
     assert r.route(text).category["code"] == "A13"
     cat.write_text("categories: nope\n", encoding="utf-8")
