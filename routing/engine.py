@@ -210,7 +210,8 @@ class Router:
         alone = [h for h in out.hits if h.phrase.support and h.phrase.code not in supported]
         for h in alone:  # supporting evidence with nothing to support: it decides nothing
             out.scores.pop(h.phrase.code, None)
-            out.negated.append(f"'{h.matched}' ignored: supports {h.phrase.code} only beside another sign of it")
+            out.negated.append(
+                f"'{h.matched}' ignored: supports {h.phrase.code} only beside another sign of it")
         if alone:
             out.hits = [h for h in out.hits if h not in alone]
         return out
