@@ -55,6 +55,14 @@ def cmd_setup(settings: Settings, _args: argparse.Namespace) -> int:
     print(f"secrets: {settings.secrets_file}")
     build_rootfs(settings.asterisk_rootfs)
     print(f"asterisk runtime: {settings.asterisk_rootfs}")
+    from operations.prompts import render_prompts
+    from operations.render import InstancePaths
+
+    instance = InstancePaths(settings.asterisk_rootfs, settings.asterisk_instance)
+    sounds = settings.sounds_dir or instance.host_dir("sounds")
+    done = asyncio.run(render_prompts(sounds))
+    print(f"prompts: {sounds} ({sum(v == 'rendered' for v in done.values())} rendered, "
+          f"{sum(v == 'recording' for v in done.values())} recordings kept)")
     upgrade(settings.effective_database_url)
     print(f"database: {settings.effective_database_url} (migrated)")
     return 0
