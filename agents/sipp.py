@@ -155,6 +155,29 @@ Content-Length: 0
 """
 
 
+# A UAS's answer to the INVITE it received: echo its dialog headers, our tag and contact.
+UAS_RESPONSE_HEADERS = """[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
+
+
+def _invite_recv(*, capture: bool) -> str:
+    """Receive the INVITE; ``capture``: keep its Contact, From and To for a request of our own in
+    the dialog (SIP INFO keys, our BYE)."""
+    if not capture:
+        return '<recv request="INVITE" crlf="true"/>'
+    return """<recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="sip:[^&gt;;]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_party"/>
+    </action>
+  </recv>"""
+
+
 def seat_scenario(ring_ms: int = 100, dtmf: str = "", dtmf_after_ms: int = 800, dtmf_mode: str = "info",
                   dtmf_pcap: str = "", audio_pcap: str = "", hangup_after_ms: int = 0) -> str:
     """Seat UAS: ring, answer, optionally press ``dtmf`` after ``dtmf_after_ms``, then wait for the
@@ -169,12 +192,7 @@ def seat_scenario(ring_ms: int = 100, dtmf: str = "", dtmf_after_ms: int = 800, 
         raise ValueError("dtmf_mode rfc4733 needs the pcap of the keys (dtmf_pcap)")
     if audio_pcap and dtmf and dtmf_mode == "rfc4733":
         raise ValueError("a seat plays one pcap: speech (audio_pcap) or RFC 4733 keys, not both")
-    resp_hdrs = """[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
+    resp_hdrs = UAS_RESPONSE_HEADERS
     keys = ""
     if dtmf:
         keys = f'  <pause milliseconds="{dtmf_after_ms}"/>\n'
@@ -204,17 +222,9 @@ Content-Length: [len]
   <recv response="200" crlf="true"/>
   <pause milliseconds="60"/>
 """
-    invite_recv = '<recv request="INVITE" crlf="true"/>'
     if hangup_after_ms and dtmf:
         raise ValueError("a seat that hangs up first presses no keys here")
-    if (dtmf and dtmf_mode == "info") or hangup_after_ms:
-        invite_recv = """<recv request="INVITE" crlf="true">
-    <action>
-      <ereg regexp="sip:[^&gt;;]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_party"/>
-    </action>
-  </recv>"""
+    invite_recv = _invite_recv(capture=bool(dtmf and dtmf_mode == "info") or bool(hangup_after_ms))
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="seat answers">
   {invite_recv}
@@ -260,12 +270,7 @@ def phone_scenario(mode: str = "answer", ring_ms: int = 300, hangup_after_ms: in
     """A caller's phone on the outbound trunk (a UAS for any INVITE): ``answer`` (then waits for
     the BYE, or hangs up itself after ``hangup_after_ms``), ``busy`` (486 Busy Here), or ``ring``
     (rings until Asterisk gives up: CANCEL)."""
-    hdrs = """[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
+    hdrs = UAS_RESPONSE_HEADERS
     if mode == "busy":
         body = f"""  <send><![CDATA[
 SIP/2.0 486 Busy Here
@@ -307,15 +312,7 @@ Content-Length: [len]
 {_seat_ends(hangup_after_ms)}"""
     else:
         raise ValueError(f"mode is answer, busy or ring, not {mode!r}")
-    invite = '<recv request="INVITE" crlf="true"/>'
-    if hangup_after_ms:  # the dialog's addresses, for our own BYE
-        invite = """<recv request="INVITE" crlf="true">
-    <action>
-      <ereg regexp="sip:[^&gt;;]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_party"/>
-    </action>
-  </recv>"""
+    invite = _invite_recv(capture=bool(hangup_after_ms))  # our own BYE needs the dialog's addresses
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="phone {mode}">
   {invite}

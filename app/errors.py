@@ -209,3 +209,17 @@ class ExchangeUnknownOrder(ApiError):
 
 class RulesNotReloaded(ApiError):
     status, error_id, message = 400, "route.reload_failed", "the routing rules were not reloaded"
+
+
+# --- callbacks (app/callbacks/) ---
+class TaskNotOpen(ApiError):
+    status, error_id, message = 409, "callback.not_open", "the callback task is not waiting to be placed"
+
+
+class NotCallable(ApiError):
+    status, error_id = 409, "callback.not_callable"
+    message = "this call cannot be called back now (no number, not a 12345 call, or outside calling hours)"
+
+
+class UnknownSeat(ApiError):
+    status, error_id, message = 400, "callback.unknown_seat", "not an operator seat of the task's platform"

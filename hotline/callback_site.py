@@ -30,19 +30,11 @@ queue_callback_key = "9"       # 排队回拨: a caller waiting in the queue pre
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
-
-def _ipv4(value: str) -> str:
-    ipaddress.IPv4Address(value)  # ValueError names the value
-    return value
-
-
-IpAddress = Annotated[str, Field(strict=True, max_length=15), AfterValidator(_ipv4)]
-Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+from hotline.types import IpAddress, Port
 
 Rating = Literal["very_satisfied", "satisfied", "unsatisfied", "very_unsatisfied"]
 SATISFIED_RATINGS = frozenset({"very_satisfied", "satisfied"})

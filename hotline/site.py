@@ -30,7 +30,7 @@ from pydantic import (
 from hotline.callback_site import CallbacksTable, SurveyTable
 from hotline.contracts import Service
 from hotline.loop_site import DeadlinesTable, ExchangeTable, HandlerTable, check_handlers
-from hotline.types import LinkageHotline, PhoneNumber, SeatId, Text
+from hotline.types import IpAddress, LinkageHotline, PhoneNumber, Port, SeatId, Text
 
 
 class SiteError(ValueError):
@@ -38,14 +38,6 @@ class SiteError(ValueError):
 
 
 # --- value types ---------------------------------------------------------------------------------
-
-def _ip_address(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
-    return value
-
 
 def _trunk_host(value: str) -> str:
     try:
@@ -73,12 +65,10 @@ def _phrase(value: str) -> str:
 
 
 _StrictStr = Annotated[str, Field(strict=True)]
-IpAddress = Annotated[_StrictStr, AfterValidator(_ip_address)]
 # Where Asterisk reaches the FastAGI server: an IP address or a host name (letters, digits, - and .).
 Host = Annotated[_StrictStr, _matching(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9a-fA-F:]{2,39}",
                                        "an IP address or a host name")]
 TrunkHost = Annotated[_StrictStr, AfterValidator(_trunk_host)]
-Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 Seconds = Annotated[StrictInt, Field(ge=1, le=600)]
 # A dialled number reaching a platform: a short code or a full number (the dialplan's exten).
 DialledNumber = Annotated[PhoneNumber, Field(min_length=2, max_length=20)]

@@ -12,10 +12,11 @@ outside a pydantic model (the AMI guard, the dialplan renderer).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StrictInt, StringConstraints
 
 from hotline.platforms import LINKAGE_HOTLINES, Service
 
@@ -80,3 +81,16 @@ def Text(max_length: int, *, min_length: int = 0) -> Any:  # noqa: N802 - a type
     """Free text from outside: bounded, strict, valid Unicode."""
     return Annotated[str, StringConstraints(strict=True, min_length=min_length, max_length=max_length),
                      AfterValidator(_valid_unicode)]
+
+
+def _ip_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+    return value
+
+
+# An address in site configuration (SIP bind, trunks, gateways) and a port.
+IpAddress = Annotated[str, Field(strict=True), AfterValidator(_ip_address)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]

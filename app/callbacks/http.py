@@ -14,7 +14,15 @@ from app import keys
 from app.auth import ADMIN, DEPARTMENT, OPERATOR, SERVICE, SUPERVISOR, requires
 from app.callbacks.store import KINDS, STATES, TASK_COLUMNS, attempts_of, dialable
 from app.endpoint import endpoint
-from app.errors import ApiError, NotFound, UnknownCall, ValidationFailed, WorkOrderNotFound
+from app.errors import (
+    NotCallable,
+    NotFound,
+    TaskNotOpen,
+    UnknownCall,
+    UnknownSeat,
+    ValidationFailed,
+    WorkOrderNotFound,
+)
 from app.http_util import call_id, json_response, parse_body, parse_query, ticket
 from app.models import Call, NoCallRow
 from app.models import CallbackTaskRow as K
@@ -22,19 +30,6 @@ from app.schemas import Answer, Body
 from hotline.callback_site import Rating
 from hotline.phone import clean_number, mask_number
 from hotline.types import CallId, SeatId, Text
-
-
-class TaskNotOpen(ApiError):
-    status, error_id, message = 409, "callback.not_open", "the callback task is not waiting to be placed"
-
-
-class NotCallable(ApiError):
-    status, error_id = 409, "callback.not_callable"
-    message = "this call cannot be called back now (no number, not a 12345 call, or outside calling hours)"
-
-
-class UnknownSeat(ApiError):
-    status, error_id, message = 400, "callback.unknown_seat", "not an operator seat of the task's platform"
 
 
 class RequestBody(Body):

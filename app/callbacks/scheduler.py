@@ -300,7 +300,7 @@ class CallbackScheduler(Background):
                 placed_by=task["seat"] and f"seat {task['seat']}" or "system"))
             if task["kind"] == SURVEY and task["ticket"]:
                 await self._start_callback(conn, task, now)
-        await self._spawn(self._place(task, no, position))
+        self._track(self._place(task, no, position))
         return True
 
     async def _start_callback(self, conn: AsyncConnection, task: dict[str, Any], now: float) -> None:
@@ -309,9 +309,6 @@ class CallbackScheduler(Background):
         if order is not None and order["status"] == State.REPLIED.value:
             moves = Moves(conn, SYSTEM, now)
             await moves.order(order, Step.START_CALLBACK, None, {"task": task["id"]})
-
-    async def _spawn(self, coro: Awaitable[None]) -> None:
-        self._track(coro)
 
     def _track(self, coro: Awaitable[None]) -> None:
         """Run ``coro`` beside the loop, kept (not garbage-collected mid-call) and stopped with us."""
