@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what the stack and the tests need on a fresh Debian machine (run as root):
-# Debian packages (SIPp, mmdebstrap for the Asterisk runtime, Redis, espeak-ng), a virtualenv
+# Debian packages (SIPp, mmdebstrap for the Asterisk runtime, Redis, espeak-ng, Chromium and its
+# WebDriver for the console's browser tests), a virtualenv
 # with the project and its test tools, and the cached Asterisk 22 runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(sip-tester mmdebstrap redis-server espeak-ng sox python3-venv ca-certificates)
+PKGS=(sip-tester mmdebstrap redis-server espeak-ng sox python3-venv ca-certificates chromium chromium-driver)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,6 +28,9 @@ echo "== installing the locked dependencies into .venv (requirements.lock, see s
 # built with the locked setuptools and nothing fetched unhashed.
 .venv/bin/pip install -q --require-hashes -r requirements.lock
 .venv/bin/pip install -q --no-deps --no-build-isolation -e .
+
+echo "== the console's front-end libraries (npm registry tarballs, checked against their sha512)"
+.venv/bin/python -m operations.vendor
 
 echo "== Asterisk 22 runtime (cached after the first build)"
 .venv/bin/hotline asterisk build
