@@ -24,6 +24,7 @@ ROLES_ATTR = "_hotline_roles"
 QUERY_TOKEN_ATTR = "_hotline_query_token"
 QUERY_TOKEN_PARAM = "access_token"
 PUBLIC = "public"
+PAGE_ATTR = "_hotline_page"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,12 @@ class Principal:
     name: str
     role: str
     handler: str | None = None  # departments: the handler (site.toml [[handlers]] id) they work for
+    # A person logged in to the console (app.accounts): their platform (operators, supervisors of one
+    # floor), their seat (operators), the name the audit and the screens show. Tokens have none.
+    platform: str | None = None
+    seat: str | None = None
+    display_name: str | None = None
+    session: bool = False
 
 
 def requires(*roles: str) -> Callable[[F], F]:
@@ -43,6 +50,12 @@ def requires(*roles: str) -> Callable[[F], F]:
 
 def public(fn: F) -> F:
     setattr(fn, ROLES_ATTR, PUBLIC)
+    return fn
+
+
+def page(fn: F) -> F:
+    """A console page: without a session the browser is sent to the login page (not a JSON 401)."""
+    setattr(fn, PAGE_ATTR, True)
     return fn
 
 
@@ -85,12 +98,21 @@ class TokenBook:
         return found
 
 
+def is_public(handler: Any) -> bool:
+    return getattr(handler, ROLES_ATTR, None) == PUBLIC
+
+
+def allow(handler: Any, principal: Principal) -> Principal:
+    """``principal`` if its role may call ``handler``; else 403 (a route with no rule refuses all)."""
+    rule = getattr(handler, ROLES_ATTR, None)
+    if rule is None or rule == PUBLIC or principal.role not in rule:
+        raise Forbidden(f"role {principal.role!r} may not do this",
+                        details={"allowed": sorted(rule) if isinstance(rule, frozenset) else []})
+    return principal
+
+
 def authorize(handler: Any, header: str | None, book: TokenBook) -> Principal | None:
     """The caller's principal for ``handler``, ``None`` for public routes; raises 401/403."""
-    rule = getattr(handler, ROLES_ATTR, None)
-    if rule == PUBLIC:
+    if is_public(handler):
         return None
-    principal = book.authenticate(header)
-    if rule is None or principal.role not in rule:
-        raise Forbidden(f"role {principal.role!r} may not do this", details={"allowed": sorted(rule or ())})
-    return principal
+    return allow(handler, book.authenticate(header))

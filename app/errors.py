@@ -72,6 +72,10 @@ class Forbidden(ApiError):
     status, error_id, message = 403, "forbidden", "your role may not do this"
 
 
+class CsrfRefused(ApiError):
+    status, error_id, message = 403, "csrf_refused", "missing or wrong X-CSRF-Token for this session"
+
+
 class NotFound(ApiError):
     status, error_id, message = 404, "not_found", "no such resource"
 

@@ -405,3 +405,44 @@ class NoCallRow(Base):
     reason: Mapped[str | None] = mapped_column(String(256))
     added_by: Mapped[str] = mapped_column(String(128))
     added_at: Mapped[float] = mapped_column(Double())
+
+
+class UserRow(Base):
+    """A person who logs in to the console (0005): an operator bound to a seat and a platform, a
+    supervisor, an admin, or a department's staff (bound to a handler). Workers keep their tokens."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    login: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    platform: Mapped[str | None] = mapped_column(String(8))   # operators and supervisors: 12345 | 110
+    seat: Mapped[str | None] = mapped_column(String(16))      # operators: their softphone's seat id
+    handler: Mapped[str | None] = mapped_column(String(32))   # departments: the site handler id
+    password_hash: Mapped[str] = mapped_column(String(256))   # argon2id, PHC string
+    disabled: Mapped[bool] = mapped_column(Boolean(), default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer(), default=0)
+    locked_until: Mapped[float | None] = mapped_column(Double())
+    last_login_at: Mapped[float | None] = mapped_column(Double())
+    password_changed_at: Mapped[float] = mapped_column(Double())
+    created_at: Mapped[float] = mapped_column(Double())
+    updated_at: Mapped[float] = mapped_column(Double())
+
+
+class SessionRow(Base):
+    """A console login. Only the SHA-256 of the cookie's token is stored; ``csrf`` is the token every
+    state-changing request of the session must carry in ``X-CSRF-Token``."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie token
+    login: Mapped[str] = mapped_column(String(32))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Double())
+    seen_at: Mapped[float] = mapped_column(Double())
+    expires_at: Mapped[float] = mapped_column(Double())  # absolute end; idle expiry is seen_at + idle
+    address: Mapped[str | None] = mapped_column(String(64))
+    agent: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_sessions_login", "login"), Index("ix_sessions_expires_at", "expires_at"))

@@ -156,6 +156,12 @@ class Settings(BaseModel):
     asterisk_sounds_dir: EnvStr = _env("", "HOTLINE_ASTERISK_SOUNDS_DIR")
     # the callback scheduler's tick (app/callbacks/): how soon a due task is seen
     callback_tick_ms: EnvInt = _env(500, "HOTLINE_CALLBACK_TICK_MS", ge=20, le=60_000)
+    # The console's logins (app/accounts/): a session ends after this many idle minutes or hours in
+    # all; this many wrong passwords in a row lock the account for the lockout's minutes.
+    session_idle_min: EnvInt = _env(480, "HOTLINE_SESSION_IDLE_MIN", ge=1, le=10_080)
+    session_max_h: EnvInt = _env(16, "HOTLINE_SESSION_MAX_H", ge=1, le=720)
+    login_max_failures: EnvInt = _env(5, "HOTLINE_LOGIN_MAX_FAILURES", ge=1, le=100)
+    login_lockout_min: EnvInt = _env(15, "HOTLINE_LOGIN_LOCKOUT_MIN", ge=1, le=10_080)
     extra: dict[str, str] = Field(default_factory=dict)  # HOTLINE_FLAG_* (see flag())
 
     @property
@@ -165,6 +171,12 @@ class Settings(BaseModel):
     @property
     def effective_api_base_url(self) -> str:
         return self.api_base_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Session cookies are ``Secure`` unless the console is served over plain HTTP (loopback,
+        tests); a site serving it to desks puts TLS in front and sets ``HOTLINE_API_BASE_URL``."""
+        return not self.effective_api_base_url.startswith("http://")
 
     @property
     def effective_sounds_dir(self) -> Path:

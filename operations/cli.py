@@ -9,6 +9,7 @@
     hotline seat SEAT                  a SIPp softphone that registers and answers (demo)
     hotline call NUMBER                a SIPp caller on the trunk (demo)
     hotline route ...                  the routing engine (see `hotline route --help`)
+    hotline user add|passwd|disable|enable|list   console accounts (password read from stdin/tty)
 """
 
 from __future__ import annotations
@@ -237,6 +238,59 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    """The new password: one line from stdin when it is not a terminal (scripts), else typed twice."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.login}: ")
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
+    from app.accounts.store import AccountError, AccountStore
+    from app.db import Database, make_engine, upgrade_engine
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    async def run() -> int:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            await upgrade_engine(engine)
+            store = AccountStore(Database(engine))
+            if args.action == "list":
+                for a in await store.all():
+                    state = "disabled" if a.disabled else "active"
+                    print(f"{a.login}\t{a.role}\t{a.platform or '-'}\t{a.seat or '-'}\t{a.handler or '-'}"
+                          f"\t{state}\t{a.display_name}")
+                return 0
+            if not args.login:
+                raise AccountError("a login is needed")
+            if args.action == "add":
+                if not args.role:
+                    raise AccountError("--role is needed (operator, supervisor, admin, department)")
+                a = await store.add(args.login, _read_password(args), args.role, display_name=args.name,
+                                    platform=args.platform, seat=args.seat, handler=args.handler)
+                print(f"added {a.login} ({a.role})")
+            elif args.action == "passwd":
+                await store.set_password(args.login, _read_password(args))
+                print(f"password changed for {args.login}; their sessions ended")
+            else:
+                await store.set_disabled(args.login, args.action == "disable")
+                print(f"{args.login} {args.action}d")
+            return 0
+        except (AccountError, ValueError) as exc:
+            print(f"hotline user: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     from app.main import serve
 
@@ -342,12 +396,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--say", default="", help="what the caller says once answered (espeak-ng)")
     c.add_argument("--voice", default="ko", help="espeak-ng voice (the demo model is Korean)")
     sub.add_parser("route", help="the routing engine", add_help=False)
+    u = sub.add_parser("user", help="console accounts: add, change a password, disable, list")
+    u.add_argument("action", choices=["add", "passwd", "disable", "enable", "list"])
+    u.add_argument("login", nargs="?")
+    u.add_argument("--role", choices=["operator", "supervisor", "admin", "department"])
+    u.add_argument("--platform", choices=["12345", "110"], help="operators (and a floor's supervisors)")
+    u.add_argument("--seat", help="operators: the softphone seat they answer on")
+    u.add_argument("--handler", help="department staff: the site handler id they work for")
+    u.add_argument("--name", help="the name screens and the audit show (default: the login)")
     return p
 
 
 COMMANDS = {"setup": cmd_setup, "up": cmd_up, "asterisk": cmd_asterisk, "dialplan": cmd_dialplan,
             "db": cmd_db, "api": cmd_api, "exchange-key": cmd_exchange_key, "seat": cmd_seat,
-            "call": cmd_call}
+            "call": cmd_call, "user": cmd_user}
 
 
 def main(argv: list[str] | None = None) -> int:

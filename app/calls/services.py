@@ -267,6 +267,13 @@ class CallService:
         async with self.db.write() as conn:
             await self._audit(conn, who, action, target, detail)
 
+    async def audit_login(self, login: str, ok: bool, address: str | None, why: str) -> None:
+        """A console login, kept or refused (the login as typed, cut to 64 characters)."""
+        async with self.db.write() as conn:
+            who = Principal(login[:64] or "-", "console")
+            await self._audit(conn, who, "login" if ok else "login_failed",
+                              "console", {"address": address, **({"why": why} if why else {})})
+
     async def audit_in(
         self, conn: AsyncConnection, who: Principal, action: str, target: str, detail: dict[str, Any]
     ) -> None:
@@ -284,7 +291,8 @@ class CallService:
                 "action": action,
                 "target": target[:512],
                 "at": self.clock(),
-                "detail": detail,
+                # a person logged in to the console: the audit names them, not only their login
+                "detail": {**detail, "person": who.display_name} if who.display_name else detail,
             },
         )
 
