@@ -15,14 +15,18 @@ from pydantic import Field
 
 from app.errors import ApiError
 from hotline.exchange import PartNo
-from hotline.types import CallId, Ticket
+from hotline.types import CallId, SeatId, Ticket
 
 F = TypeVar("F", bound=Callable[..., Any])
 SPEC_ATTR = "_hotline_endpoint"
 
 # a callback task's id (app/callbacks/): digits, as the view checks them
 TaskId = Annotated[int, Field(ge=1, le=999_999_999_999_999_999)]
-PATH_PARAMS: dict[str, Any] = {"linkedid": CallId, "ticket": Ticket, "part": PartNo, "task": TaskId}
+Login = Annotated[str, Field(pattern=r"^[a-z][a-z0-9._-]{1,31}$")]
+AdminAction = Annotated[str, Field(pattern=r"^(dialplan-check|dialplan-reload)$")]
+Asset = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+PATH_PARAMS: dict[str, Any] = {"linkedid": CallId, "ticket": Ticket, "part": PartNo, "task": TaskId,
+                               "seat": SeatId, "login": Login, "action": AdminAction, "name": Asset}
 
 
 @dataclass(frozen=True)

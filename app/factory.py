@@ -13,13 +13,18 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
-from app import flows_api, keys, route_api
+from app import flows_api, keys, metrics, route_api
+from app.accounts.store import AccountStore
 from app.auth import TokenBook
 from app.callbacks import http as callbacks_http
 from app.callbacks.scheduler import CallbackScheduler
 from app.calls import http as calls_http
 from app.calls.context import CallContext
 from app.calls.services import CallService
+from app.console import api as console_api
+from app.console import pages as console_pages
+from app.console.admin_ops import AdminOps
+from app.console.floor import floor_event
 from app.db import Database, make_engine, upgrade_engine
 from app.exchange import http as exchange_http
 from app.exchange.outbox import Outbox, Sender
@@ -48,7 +53,7 @@ from app.work_orders.loop import WorkOrderLoop
 from app.work_orders.services import WorkOrderService
 from app.work_orders.sweep import DeadlineSweep
 from hotline.redis_client import connect
-from hotline.redis_keys import WORK_ORDERS_CHANNEL
+from hotline.redis_keys import EVENTS_CHANNEL, WORK_ORDERS_CHANNEL
 from hotline.secrets import Secrets, load_secrets
 from hotline.settings import Settings
 from hotline.site import Site, load_site
@@ -59,6 +64,7 @@ log = logging.getLogger(__name__)
 def create_app(
     settings: Settings, secrets: Secrets | None = None, *, migrate: bool = True, flows: Any = None,
     conference_flows: Any = None, site: Site | None = None, redis: Redis | None = None,
+    admin_ops: AdminOps | None = None,
 ) -> web.Application:
     """The API application. ``secrets`` defaults to ``settings.secrets_file`` (read here, not at import).
 
@@ -67,13 +73,16 @@ def create_app(
     the app starts. ``redis``: the process's Redis client, when the app shares its process (`hotline
     up`); by default the app opens its own from ``settings.redis_url``.
     """
-    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[metrics.timing_middleware, errors_middleware, auth_middleware],
+                          client_max_size=MAX_BODY)
     secrets = secrets if secrets is not None else load_secrets(settings.secrets_file)
     app[keys.SETTINGS] = settings
     app[keys.SECRETS] = secrets
     app[keys.TOKENS] = TokenBook(secrets)
     if site is not None:
         app[keys.SITE] = site
+    if admin_ops is not None:
+        app[keys.ADMIN_OPS] = admin_ops
     app.cleanup_ctx.append(_database(migrate))
     app.cleanup_ctx.append(_redis(redis))
     app.cleanup_ctx.append(_services)
@@ -87,6 +96,9 @@ def create_app(
     loop_http.setup_routes(app)
     exchange_http.setup_routes(app)
     callbacks_http.setup_routes(app)
+    console_api.setup_routes(app)
+    console_pages.setup_routes(app)
+    metrics.setup_routes(app)
     # flows: call_flows.flows.FlowService / ConferenceFlows, wired in by `hotline up`
     flows_api.setup_routes(app, flows, conference_flows)
     return app
@@ -123,6 +135,8 @@ def _redis(client: Redis | None):  # noqa: ANN202 - a cleanup_ctx factory
         app[keys.LIVE_SOCKETS] = LiveHub(link, max_sockets=settings.live_max_sockets,
                                          max_per_token=settings.live_max_per_token,
                                          queue_max=settings.live_queue_max)
+        # console sockets see call events with the fields a screen needs, numbers masked
+        app[keys.LIVE_SOCKETS].shape(EVENTS_CHANNEL, floor_event)
         try:
             yield
         finally:
@@ -137,6 +151,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     if keys.SITE not in app:
         app[keys.SITE] = load_site(app[keys.SETTINGS].site_file)
     db, redis = app[keys.DATABASE], app[keys.REDIS]
+    settings = app[keys.SETTINGS]
+    app[keys.ACCOUNTS] = AccountStore(db, idle_s=settings.session_idle_min * 60,
+                                      max_s=settings.session_max_h * 3600,
+                                      max_failures=settings.login_max_failures,
+                                      lockout_s=settings.login_lockout_min * 60)
     calls = CallService(db, EventNotifier(redis, enrich=CallContext(db).enrich))
     transcript_notifier = TranscriptNotifier(redis)
     transcripts = TranscriptService(db)
@@ -152,7 +171,6 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                                                     transcript_notifier, alerts, districts,
                                                     tag_ticket=flows.tag_ticket if flows else None)
     site = app[keys.SITE]
-    settings = app[keys.SETTINGS]
     outbox = Outbox()
 
     def publish(message: dict[str, Any]) -> None:
@@ -170,6 +188,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                           also=receiver.prune_nonces)
     handover = Handover(calls, loop)
     calls.watchers.append(handover.watch)
+    calls.watchers.append(app[metrics.METRICS].watch)
     calendar = calendar_of(site.deadlines)
     callbacks = CallbackScheduler(db, calls, loop, site.callbacks, site.exchange.platforms,
                                   flows.originate if flows else None, harassment=app[keys.HARASSMENT],

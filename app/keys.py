@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from app.accounts.store import AccountStore
 from app.auth import Principal, TokenBook
 from app.callbacks.scheduler import CallbackScheduler
 from app.calls.services import CallService
+from app.console.admin_ops import AdminOps
 from app.db import Database
 from app.exchange.outbox import Sender
 from app.exchange.receiver import Receiver
@@ -52,5 +54,8 @@ SENDER = web.AppKey("exchange_sender", Sender)
 SWEEP = web.AppKey("deadline_sweep", DeadlineSweep)
 CALLBACKS = web.AppKey("callbacks", CallbackScheduler)
 HANDOVER = web.AppKey("handover", Handover)
+ACCOUNTS = web.AppKey("accounts", AccountStore)
+ADMIN_OPS = web.AppKey("admin_ops", AdminOps)  # Asterisk's admin buttons, when `hotline up` runs it
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+CSRF = web.RequestKey("csrf", str)  # the session's CSRF token (console sessions only)

@@ -78,6 +78,18 @@ class InvalidSeat(FlowError):
     error_id = "invalid_seat"
 
 
+class SeatNotInQueue(FlowError):
+    status = 404
+    error_id = "seat_not_in_queue"
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
 class UnknownSupervisor(FlowError):
     status = 400
     error_id = "unknown_supervisor"
@@ -119,6 +131,46 @@ class FlowService:
         if client is None or not client.connected:
             raise FlowsUnavailable("not connected to Asterisk (AMI)")
         return client
+
+    async def pause(self, seat: str, paused: bool, reason: str = "") -> None:
+        """Pause (示忙) or unpause (示闲) a seat in every queue it is a member of (QueuePause without a
+        queue): a paused seat is not rung. ``reason`` is shown on the wallboard (PausedReason); it is
+        checked by the AMI guard like every header value."""
+        if not SEAT_RE.fullmatch(seat):
+            raise FlowError(f"not a seat: {seat!r}")
+        action = {"Action": "QueuePause", "Interface": f"PJSIP/{seat}",
+                  "Paused": "true" if paused else "false"}
+        if paused and reason:
+            action["Reason"] = reason
+        resp = await self._client().action(action)
+        if str(resp.get("Response", "")).lower() != "success":
+            raise SeatNotInQueue(f"seat {seat} is in no queue: {resp.get('Message', '')}")
+
+    async def floor(self) -> dict[str, Any]:
+        """Every queue's members and waiting callers, as Asterisk has them now (QueueStatus)."""
+        events = await self._client().action({"Action": "QueueStatus"}, as_list=True, timeout=5.0)
+        queues: dict[str, dict[str, Any]] = {}
+        for ev in events if isinstance(events, list) else []:
+            kind, name = str(ev.get("Event", "")), str(ev.get("Queue", ""))
+            if not name:
+                continue
+            q = queues.setdefault(name, {"queue": name, "members": [], "waiting": []})
+            if kind == "QueueParams":
+                q.update(completed=_int(ev.get("Completed")), abandoned=_int(ev.get("Abandoned")),
+                         holdtime_s=_int(ev.get("Holdtime")), talktime_s=_int(ev.get("TalkTime")))
+            elif kind == "QueueMember":
+                interface = str(ev.get("StateInterface") or ev.get("Location") or ev.get("Name") or "")
+                q["members"].append({
+                    "seat": interface.rsplit("/", 1)[-1], "status": _int(ev.get("Status")),
+                    "paused": str(ev.get("Paused", "0")) == "1",
+                    "paused_reason": str(ev.get("PausedReason", "") or ""),
+                    "in_call": str(ev.get("InCall", "0")) == "1",
+                    "calls_taken": _int(ev.get("CallsTaken")), "last_call": _int(ev.get("LastCall")),
+                    "last_pause": _int(ev.get("LastPause")), "login_time": _int(ev.get("LoginTime"))})
+            elif kind == "QueueEntry":
+                q["waiting"].append({"position": _int(ev.get("Position")), "wait_s": _int(ev.get("Wait")),
+                                     "channel": str(ev.get("Channel", ""))})
+        return {"queues": sorted(queues.values(), key=lambda q: q["queue"])}
 
     async def originate(self, action: dict[str, Any], wait_s: float) -> list[dict[str, str]]:
         """An async Originate (outbound callbacks): Asterisk's answer and, once the called side

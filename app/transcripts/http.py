@@ -14,6 +14,7 @@ from app.auth import READERS, SERVICE, requires
 from app.endpoint import endpoint
 from app.errors import InvalidSegment, PartialNotStored, UnknownCall, WorkOrderNotUpdated
 from app.http_util import call_id, check_query, error_details, json_response, read_json, refuse
+from app.metrics import METRICS
 from app.transcripts.schemas import SegmentsBody, StoreAnswer, TranscriptAnswer
 from hotline.contracts import Segment, SegmentKind, describe
 
@@ -55,6 +56,7 @@ def parse_segments(body: Any) -> list[Segment]:
 async def post_transcripts(request: web.Request) -> web.Response:
     segments = parse_segments(await read_json(request))
     result = await request.app[keys.TRANSCRIPTS].store(segments)
+    request.app[METRICS].stored_segments(s.kind.value for s in segments)
     body: dict[str, Any] = {**result.to_json(), "work_orders": []}
     for linkedid in result.caller_calls:
         try:

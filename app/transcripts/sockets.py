@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import WSCloseCode, web
 from redis.asyncio.client import PubSub
@@ -62,6 +65,8 @@ class Watcher:
     queue: asyncio.Queue[str]
     closing: tuple[int, bytes] | None = None  # set when the hub wants it closed
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Only the messages this accepts (an operator's desk: its own seat's calls); None: all of them.
+    accept: Callable[[dict[str, Any]], bool] | None = None
 
     def close_later(self, code: int, text: str) -> None:
         if self.closing is None:
@@ -83,6 +88,13 @@ class LiveHub:
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # subscribe/unsubscribe/open/close, one at a time
         self.slow_closed = 0
+        # channel -> what its messages become before any socket sees them (once per message, not per
+        # socket): the call events' caller numbers are masked for the console this way.
+        self._shapers: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {}
+
+    def shape(self, channel: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+        """Every message of ``channel`` goes to its sockets as ``fn(message)`` (None: dropped)."""
+        self._shapers[channel] = fn
 
     def __len__(self) -> int:
         return sum(len(w) for w in self._watchers.values())
@@ -93,7 +105,8 @@ class LiveHub:
 
     # --- sockets come and go ---------------------------------------------------------------------
 
-    async def attach(self, ws: web.WebSocketResponse, channel: str, token: str) -> Watcher:
+    async def attach(self, ws: web.WebSocketResponse, channel: str, token: str, *,
+                     accept: Callable[[dict[str, Any]], bool] | None = None) -> Watcher:
         """Register a prepared socket for ``channel``; the channel is subscribed when this returns.
         Raises :class:`SocketRefused` (limits) or :class:`RedisDown`."""
         async with self._lock:
@@ -105,7 +118,7 @@ class LiveHub:
                                     f"{self.max_per_token} live sockets per token")
             if channel not in self._watchers:
                 await self._subscribe(channel)
-            watcher = Watcher(ws, channel, token, asyncio.Queue(self.queue_max))
+            watcher = Watcher(ws, channel, token, asyncio.Queue(self.queue_max), accept=accept)
             self._watchers.setdefault(channel, set()).add(watcher)
             self._per_token[token] += 1
             return watcher
@@ -206,9 +219,22 @@ class LiveHub:
                 continue
             data = msg["data"]
             text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-            for watcher in tuple(self._watchers.get(msg["channel"], ())):
+            channel = msg["channel"] if isinstance(msg["channel"], str) else msg["channel"].decode()
+            parsed: dict[str, Any] | None = None
+            shaper = self._shapers.get(channel)
+            if shaper is not None:
+                parsed = _parse(text)
+                shaped = shaper(parsed) if parsed is not None else None
+                if shaped is None:
+                    continue
+                parsed, text = shaped, json.dumps(shaped, ensure_ascii=False)
+            for watcher in tuple(self._watchers.get(channel, ())):
                 if watcher.closing is not None:
                     continue
+                if watcher.accept is not None:
+                    parsed = parsed if parsed is not None else _parse(text)
+                    if parsed is None or not watcher.accept(parsed):
+                        continue
                 try:
                     watcher.queue.put_nowait(text)
                 except asyncio.QueueFull:
@@ -237,3 +263,11 @@ class LiveHub:
             self._reader = None
         if pubsub is not None:
             await close_pubsub(pubsub)
+
+
+def _parse(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,1 @@
+"""The web console: pages for operators, supervisors, admins and departments, and their API."""

@@ -1,0 +1,1 @@
+"""Figures from what was recorded: the KPIs, and reports of a period (CSV, Excel)."""
