@@ -9,11 +9,11 @@ stream; it is stateless (Redis and the API hold everything), so several can run 
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 
 from agi.server import start_agi_server
+from hotline.logs import configure
 from hotline.redis_client import connect
 from hotline.secrets import load_secrets
 from hotline.settings import Settings
@@ -43,7 +43,7 @@ async def serve(settings: Settings) -> None:
 
 def main() -> int:
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s agi: %(message)s")
+    configure(settings.log_level, settings.log_format, "%(asctime)s %(levelname)s agi: %(message)s")
     asyncio.run(serve(settings))
     return 0
 

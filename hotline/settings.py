@@ -139,6 +139,8 @@ class Settings(BaseModel):
     asterisk_rootfs: EnvPath = _env(Path("/var/cache/hotline/rootfs"), "HOTLINE_ASTERISK_ROOTFS")
     asterisk_instance: EnvStr = _env("default", "HOTLINE_ASTERISK_INSTANCE")
     log_level: LogLevel = _env("INFO", "HOTLINE_LOG_LEVEL")
+    # text, or json: one JSON object per line (hotline/logs.py)
+    log_format: Literal["text", "json"] = _env("text", "HOTLINE_LOG_FORMAT")
     # Live transcription: the Vosk model directory (empty: the demo model package when installed),
     # where the transcriber takes Asterisk's AudioSocket streams, and its decoding pool size.
     vosk_model: EnvPath | None = _env(None, "HOTLINE_VOSK_MODEL")

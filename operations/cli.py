@@ -9,7 +9,7 @@
     hotline seat SEAT                  a SIPp softphone that registers and answers (demo)
     hotline call NUMBER                a SIPp caller on the trunk (demo)
     hotline route ...                  the routing engine (see `hotline route --help`)
-    hotline user add|passwd|disable|enable|list   console accounts (password read from stdin/tty)
+    hotline user add|passwd|disable|enable|list|bootstrap   console accounts (password: stdin/tty)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from hotline.settings import Settings, SettingsError
 from hotline.site import SiteError, load_site
@@ -261,6 +262,10 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
         try:
             await upgrade_engine(engine)
             store = AccountStore(Database(engine))
+            if args.action == "bootstrap":
+                code = await _bootstrap(store, settings.state_dir)
+                print(f"console: {settings.effective_api_base_url}/console/  (log in as admin)")
+                return code
             if args.action == "list":
                 for a in await store.all():
                     state = "disabled" if a.disabled else "active"
@@ -289,6 +294,24 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+async def _bootstrap(store: Any, state_dir: Path) -> int:
+    """The first admin: ``admin`` with a random password written to ``var/console-admin.txt`` (0600),
+    made only when the console has no active admin yet."""
+    import secrets as _secrets
+
+    path = state_dir / "console-admin.txt"
+    if any(a.role == "admin" and not a.disabled for a in await store.all()):
+        print(f"console admin exists (first password, if still unchanged: {path})")
+        return 0
+    password = _secrets.token_urlsafe(12)
+    await store.add("admin", password, "admin", display_name="管理员")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"login: admin\npassword: {password}\n")
+    print(f"console admin created: login admin, password in {path} (change it: hotline user passwd admin)")
+    return 0
 
 
 def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
@@ -397,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--voice", default="ko", help="espeak-ng voice (the demo model is Korean)")
     sub.add_parser("route", help="the routing engine", add_help=False)
     u = sub.add_parser("user", help="console accounts: add, change a password, disable, list")
-    u.add_argument("action", choices=["add", "passwd", "disable", "enable", "list"])
+    u.add_argument("action", choices=["add", "passwd", "disable", "enable", "list", "bootstrap"])
     u.add_argument("login", nargs="?")
     u.add_argument("--role", choices=["operator", "supervisor", "admin", "department"])
     u.add_argument("--platform", choices=["12345", "110"], help="operators (and a floor's supervisors)")
@@ -422,8 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "route":
         return cmd_route(settings, argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from hotline.logs import configure
+
+    configure(logging.DEBUG if args.verbose else settings.log_level, settings.log_format)
     try:
         return COMMANDS[args.cmd](settings, args)
     except (SiteError, SettingsError) as exc:

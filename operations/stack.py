@@ -118,7 +118,8 @@ class Stack:
                                  self.site)
         self.conference_flows = ConferenceFlows(self.flows)
         app = create_app(self.settings, self.secrets, flows=self.flows,
-                         conference_flows=self.conference_flows, site=self.site, redis=self.redis)
+                         conference_flows=self.conference_flows, site=self.site, redis=self.redis,
+                         admin_ops=StackAdmin(self))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.api_host, self.settings.api_port).start()
@@ -245,9 +246,16 @@ class Stack:
                 await asyncio.sleep(0.2)
         raise RuntimeError(f"stack not healthy within {timeout}s: {last}")
 
+    @property
+    def app(self) -> web.Application:
+        """The running API application (after :meth:`start_api`)."""
+        assert self._runner is not None
+        return self._runner.app
+
     def describe(self) -> dict[str, str]:
         return {
             "api": self.api_url,
+            "console": f"{self.api_url}/console/  (accounts: `hotline user add LOGIN --role ...`)",
             "fastagi": f"agi://{self.site.agi_host}:{self.settings.agi_port}",
             "sip": f"udp/tcp {self.sip_address} (trunk from {', '.join(self.site.trunk_hosts)})",
             "ami": f"{self.site.ami_bind}:{self.site.ami_port}",
@@ -280,6 +288,27 @@ class Stack:
             await self.redis.aclose()
         if self.redis_server is not None:
             await asyncio.to_thread(self.redis_server.stop)
+
+
+class StackAdmin:
+    """The admin page's Asterisk buttons (:class:`app.console.admin_ops.AdminOps`) for this stack."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def check_dialplan(self) -> list[str]:
+        from operations.cli import dialplan_check
+
+        return dialplan_check(self.stack.settings)
+
+    async def reload(self) -> dict[str, str]:
+        from operations.reload import reload_via_ami
+
+        inst = self.stack.asterisk
+        if inst is None or not inst.running():
+            return {"asterisk": "not running"}
+        await asyncio.to_thread(inst.prepare)  # re-render asterisk_conf/ and the site into the instance
+        return await reload_via_ami(inst)
 
 
 async def _spawn(module: str, settings: Settings, what: str, timeout: float, *,

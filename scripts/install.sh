@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install what the stack and the tests need on a fresh Debian machine (run as root):
 # Debian packages (SIPp, mmdebstrap for the Asterisk runtime, Redis, espeak-ng, Chromium and its
-# WebDriver for the console's browser tests), a virtualenv
+# WebDriver and a Chinese font for the console's browser tests), a virtualenv
 # with the project and its test tools, and the cached Asterisk 22 runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(sip-tester mmdebstrap redis-server espeak-ng sox python3-venv ca-certificates chromium chromium-driver)
+PKGS=(sip-tester mmdebstrap redis-server espeak-ng sox python3-venv ca-certificates chromium chromium-driver fonts-wqy-zenhei)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,3 +33,5 @@ echo "-- bench_loop (work-order transitions, 12345 -> 110 exchange between two p
 .venv/bin/python -m bench.bench_loop --quick
 echo "-- bench_callbacks (outbound callbacks beside inbound calls; fails on a failed origination or a line over the cap)"
 .venv/bin/python -m bench.bench_callbacks --quick
+echo "-- bench_console (a call event on open wallboards beside its Redis publication; KPI query over stored calls)"
+.venv/bin/python -m bench.bench_console --quick

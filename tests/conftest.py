@@ -31,7 +31,7 @@ DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 PG_TABLES = ("calls", "call_events", "audit_log", "transcript_segments", "work_orders", "work_order_parts",
              "work_order_history", "deadline_alerts", "exchange_outbox", "exchange_inbox", "exchange_nonces",
              "work_order_corrections", "callback_tasks", "callback_attempts", "callback_slots",
-             "no_call_numbers")
+             "no_call_numbers", "users", "sessions")
 
 
 def run_private(coro: Awaitable[T]) -> T:

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 
+from hotline.logs import configure
 from hotline.redis_client import connect
 from hotline.secrets import load_secrets
 from hotline.settings import Settings
@@ -65,6 +66,5 @@ async def main(settings: Settings) -> int:
 
 if __name__ == "__main__":
     s = Settings.from_env()
-    logging.basicConfig(level=s.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(s.log_level, s.log_format)
     sys.exit(asyncio.run(main(s)))

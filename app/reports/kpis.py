@@ -52,8 +52,9 @@ DEFINITIONS: dict[str, str] = {
     "avg_handle_s": "平均通话时长: mean talk time of answered calls (answer to hang-up), seconds",
     "transfers_to_110": "转110: calls whose outcome is transferred_110",
     "transfers_to_12345": "转12345: calls whose outcome is transferred_12345",
-    "transfer_ring_p50_ms": "转接时延: from the transfer (key press or button) to the other platform's "
-                            "seat ringing, median over the period's transfers, ms",
+    "transfer_ring_p50_ms": "转接时延: from the recorded transfer (Asterisk carrying out the key press or "
+                            "button) to the other platform's seat ringing, median of the period's transfers, "
+                            "ms (bench/bench_transfer.py measures from the key press itself)",
     "three_way": "三方通话: calls whose outcome is three_way",
     "emergency_linked": "联动: calls handed to 119/120/122 or a utility hotline",
     "resolved_on_call": "直接办结: calls resolved on the call (outcome resolved_on_call)",

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -181,3 +181,30 @@ class LiveFeed:
                 for _, m in self.messages if m.get("kind") != "partial"]
         raise AssertionError(f"live feed: condition not met in {timeout}s ({len(self.messages)} messages; "
                              f"not partials: {seen})")
+
+
+@contextlib.asynccontextmanager
+async def caller_says(stack: Stack, call: str) -> AsyncIterator[Callable[[str], None]]:
+    """Caller finals for ``call`` through the transcriber's own publishing path (Redis pub/sub and
+    ``POST /api/transcripts``), one ``say(text)`` per utterance, 3 s apart."""
+    from hotline.contracts import Segment, SegmentKind, Speaker
+    from hotline.sink import transcript_sink
+    from transcription.publisher import SegmentPublisher
+
+    assert stack.secrets is not None
+    sink = transcript_sink(stack.settings, stack.secrets.token_for("service"))
+    await sink.start()
+    publisher = SegmentPublisher(stack.redis, sink)
+    publisher.start()
+    t0, seq = time.time(), iter(range(1000))
+
+    def say(text: str) -> None:
+        n = next(seq)
+        publisher.emit(Segment(call=call, tap=f"test-{call}", seq=n, speaker=Speaker.CALLER,
+                               kind=SegmentKind.FINAL, start=t0 + 3 * n, end=t0 + 3 * n + 2, text=text,
+                               confidence=0.9))
+    try:
+        yield say
+    finally:
+        await publisher.stop()
+        await sink.aclose()

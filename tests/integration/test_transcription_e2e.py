@@ -11,18 +11,16 @@ routing of what callers say is tested on Chinese text pushed through the same se
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import Api, LiveFeed, new_caller, pause_seats, seat_saying
+from e2e_support import Api, LiveFeed, caller_says, new_caller, pause_seats, seat_saying
 
 from agents.sipp import place_call
 from agents.speech import RATE, silence, synthesize, write_speech_pcap
@@ -97,33 +95,6 @@ def _ulaw_decode(ulaw: bytes) -> bytes:
         sample = (((mantissa << 3) + 0x84) << exponent) - 0x84
         out.append(-sample if sign else sample)
     return struct.pack(f"<{len(out)}h", *out)
-
-
-@contextlib.asynccontextmanager
-async def caller_says(stack: Stack, call: str) -> AsyncIterator[Callable[[str], None]]:
-    """Caller finals for ``call`` through the transcriber's own publishing path (Redis pub/sub and
-    ``POST /api/transcripts``), one ``say(text)`` per utterance, 3 s apart."""
-    from hotline.contracts import Segment, SegmentKind, Speaker
-    from hotline.sink import transcript_sink
-    from transcription.publisher import SegmentPublisher
-
-    assert stack.secrets is not None
-    sink = transcript_sink(stack.settings, stack.secrets.token_for("service"))
-    await sink.start()
-    publisher = SegmentPublisher(stack.redis, sink)
-    publisher.start()
-    t0, seq = time.time(), iter(range(1000))
-
-    def say(text: str) -> None:
-        n = next(seq)
-        publisher.emit(Segment(call=call, tap=f"test-{call}", seq=n, speaker=Speaker.CALLER,
-                               kind=SegmentKind.FINAL, start=t0 + 3 * n, end=t0 + 3 * n + 2, text=text,
-                               confidence=0.9))
-    try:
-        yield say
-    finally:
-        await publisher.stop()
-        await sink.aclose()
 
 
 async def _caller_var(stack: Stack, linkedid: str, name: str, timeout: float = 5.0) -> str:

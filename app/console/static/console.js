@@ -101,5 +101,8 @@ const Console = (() => {
   const ACTIONS = { accept: "本平台受理", transfer_110: "转110", handover_110: "移交110（同时派单）",
                     three_way: "三方通话", guide: "解释引导", transfer_12345: "转12345",
                     handle_then_transfer: "先处置后转12345" };
-  return { api, live, el, setText, clear, time, day, dur, pct, flash, alarm, enableSound, me, STATES, ACTIONS };
+  const ORDER_STATES = { draft: "草稿", accepted: "已受理", dispatched: "已派单", replied: "已答复", callback: "回访中",
+                         closed: "已办结", reopened: "重办", merged: "已并单", resolved_on_call: "直接办结" };
+  return { api, live, el, setText, clear, time, day, dur, pct, flash, alarm, enableSound, me, STATES, ACTIONS,
+           ORDER_STATES };
 })();

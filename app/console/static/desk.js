@@ -23,7 +23,7 @@
     const orders = C.clear($("my-orders"));
     for (const o of snap.orders || []) {
       orders.append(C.el("tr", {}, C.el("td", {}, o.ticket), C.el("td", {}, o.category_name || "—"),
-                         C.el("td", {}, o.summary), C.el("td", {}, o.status)));
+                         C.el("td", {}, o.summary), C.el("td", {}, C.ORDER_STATES[o.status] || o.status)));
     }
     if (!(snap.orders || []).length) orders.append(C.el("tr", {}, C.el("td", { class: "muted" }, "无")));
     const cbs = C.clear($("my-callbacks"));
@@ -85,7 +85,7 @@
   function fillOrder(wo) {
     if (!wo) return;
     order = wo;
-    C.setText("ticket", wo.ticket); C.setText("wo-status", wo.status);
+    C.setText("ticket", wo.ticket); C.setText("wo-status", C.ORDER_STATES[wo.status] || wo.status);
     $("wo-category").value = wo.category ? `${wo.category.code} ${wo.category.name || ""}` : "";
     $("wo-action").value = C.ACTIONS[wo.action] || wo.action || "";
     if (!edited.has("address")) $("wo-address").value = wo.address || "";
@@ -199,6 +199,7 @@
       const res = await C.api("POST", `/api/work-orders/${order.ticket}/confirm`, { corrections });
       edited.clear(); fillOrder(res.work_order);
       C.flash("order-msg", `工单 ${res.work_order.ticket} 已确认`);
+      refreshState();
     } catch (e) { C.flash("order-msg", "确认失败：" + e.message, true); }
   });
   $("set-outcome").addEventListener("click", async () => {

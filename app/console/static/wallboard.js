@@ -182,5 +182,5 @@
   $("sound-on").addEventListener("click", () => C.enableSound().then(() => C.flash("bar-msg", "提示音已启用")));
   setInterval(() => { renderCalls(); renderSeats(); }, 1000);
   C.live("/api/wallboard/live", onEvent);
-  scheduleRefresh(15000);
+  scheduleRefresh(0);  // the first frame over HTTP too: the page is useful even while the socket is down
 })();
