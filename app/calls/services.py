@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,6 +62,20 @@ class RecordResult:
 
     def to_json(self) -> dict[str, int]:
         return {"received": self.received, "new": self.new, "duplicates": self.received - self.new}
+
+
+def platform_scope(platform: str) -> Any:
+    """The calls a person of ``platform`` sees: the platform's own, and those exchanged with it (the
+    other platform's calls transferred here, three-way calls of both)."""
+    return or_(Call.service == platform, Call.outcome.in_((f"transferred_{platform}", "three_way")))
+
+
+def in_scope(who: Principal, call: dict[str, Any]) -> bool:
+    """Whether ``who`` (a person bound to a platform, or anyone else) may see ``call``."""
+    if not who.platform:
+        return True
+    return call.get("service") == who.platform or call.get("outcome") in (f"transferred_{who.platform}",
+                                                                         "three_way")
 
 
 @dataclass(frozen=True)
@@ -220,7 +234,7 @@ class CallService:
     async def get_call(self, linkedid: str, who: Principal) -> dict[str, Any]:
         async with self.db.write() as conn:
             call = await self._call_row(conn, linkedid)
-            if call is None:
+            if call is None or not in_scope(who, call):
                 raise UnknownCall(details={"linkedid": linkedid})
             res = await conn.execute(
                 select(*(getattr(CallEventRow, c) for c in EVENT_COLUMNS))
@@ -248,6 +262,8 @@ class CallService:
         for col, val in ((Call.service, f.service), (Call.seat, f.seat), (Call.outcome, f.outcome)):
             if val is not None:
                 conds.append(col == val)
+        if who.platform:
+            conds.append(platform_scope(who.platform))
         cols = [getattr(Call, c) for c in CALL_FIELDS]
         async with self.db.write() as conn:
             total = (await conn.execute(select(func.count()).select_from(Call).where(*conds))).scalar_one()

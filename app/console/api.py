@@ -27,6 +27,7 @@ from app import keys
 from app.accounts.store import PERSON_ROLES, AccountError
 from app.auth import ADMIN, DEPARTMENT, OPERATOR, READERS, SUPERVISOR, Principal, requires
 from app.callbacks.store import PLACING, SCHEDULED
+from app.calls.services import in_scope
 from app.console.floor import alerts_and_late, live_calls, queue_rows, seat_rows
 from app.endpoint import endpoint
 from app.errors import ApiError, FlowsUnavailable, Forbidden, UnknownCall
@@ -166,12 +167,26 @@ async def wallboard_snapshot(app: web.Application, who: Principal) -> dict[str, 
     seats = seat_rows(app[keys.SITE], floor, calls, await _users_by_seat(app))
     if service:
         seats = [s for s in seats if s["platform"] in (service, None)]
-    today = period_of("day", dt.datetime.now(ZoneInfo(TZ)).date(), TZ)
-    kpis = await compute(app[keys.DATABASE], today, service,
-                         districts=known_districts(app[keys.SITE].phrases))
+    kpis = await _today_kpis(app, service)
     return {"type": "snapshot", "at": time.time(), "service": service, "calls": calls,
             "queues": await queue_rows(floor), "seats": seats, "asterisk": floor is not None,
             "kpis": kpis, **await alerts_and_late(app[keys.DATABASE], service)}
+
+
+KPI_CACHE = web.AppKey("console_kpi_cache", dict)
+KPI_TTL_S = 5.0  # every open wallboard reads today's KPIs; one computation per scope serves them all
+
+
+async def _today_kpis(app: web.Application, service: str | None) -> dict[str, Any]:
+    cache: dict[str | None, tuple[float, dict[str, Any]]] = app[KPI_CACHE]
+    hit = cache.get(service)
+    if hit is not None and time.monotonic() - hit[0] < KPI_TTL_S:
+        return hit[1]
+    today = period_of("day", dt.datetime.now(ZoneInfo(TZ)).date(), TZ)
+    kpis = await compute(app[keys.DATABASE], today, service,
+                         districts=known_districts(app[keys.SITE].phrases))
+    cache[service] = (time.monotonic(), kpis)
+    return kpis
 
 
 @endpoint("The wallboard's data now: live calls, queues, seats, today's KPIs, alerts, late orders")
@@ -269,9 +284,10 @@ async def caller_history(request: web.Request) -> web.Response:
     linkedid = call_id(request)
     who = request[keys.PRINCIPAL]
     db = request.app[keys.DATABASE]
-    number = await request.app[keys.CALLS].caller_of(linkedid)
-    if number is None and await request.app[keys.CALLS].exists(linkedid) is None:
+    row = await request.app[keys.CALLS].exists(linkedid)
+    if row is None or not in_scope(who, row):
         raise UnknownCall(details={"linkedid": linkedid})
+    number = row.get("caller")
     since = time.time() - 86400
     recent: list[dict[str, Any]] = []
     orders: list[dict[str, Any]] = []
@@ -542,6 +558,7 @@ async def admin_action(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
+    app[KPI_CACHE] = {}
     app.router.add_get("/api/me", me)
     app.router.add_post("/api/seats/{seat}/pause", pause_seat)
     app.router.add_get("/api/wallboard", wallboard)

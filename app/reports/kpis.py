@@ -122,39 +122,46 @@ async def compute(db: Database, period: Period, service: str | None = None, *,
     ring_start = func.coalesce(Call.queued_at, Call.arrived_at)
     waited = Call.answered_at - ring_start
     answered = Call.answered_at.is_not(None)
-    calls_q = select(
-        func.count().label("offered"),
-        _count(answered).label("answered"),
-        _count(and_(answered, waited < ANSWER_WITHIN_S)).label("answered_15s"),
-        _count(Call.outcome == "abandoned").label("abandoned"),
-        func.avg(case((answered, waited))).label("avg_wait_s"),
-        func.avg(case((answered, Call.talk_s))).label("avg_handle_s"),
-        _count(Call.outcome == "transferred_110").label("transfers_to_110"),
-        _count(Call.outcome == "transferred_12345").label("transfers_to_12345"),
-        _count(Call.outcome == "three_way").label("three_way"),
-        _count(Call.outcome == "emergency_linked").label("emergency_linked"),
-        _count(Call.outcome == "resolved_on_call").label("resolved_on_call"),
-        _count(Call.rating.is_not(None)).label("rated"),
-        _count(Call.rating.in_(sorted(SATISFIED_RATINGS))).label("satisfied"),
-    ).where(*in_period)
+    hour = _hour_index(db.dialect, Call.arrived_at, start)
+    # One pass over the period's calls, grouped by hour: the day's figures are the hours' sums.
+    sums = {
+        "offered": func.count(),
+        "answered": _count(answered),
+        "answered_15s": _count(and_(answered, waited < ANSWER_WITHIN_S)),
+        "abandoned": _count(Call.outcome == "abandoned"),
+        "wait_sum": func.sum(case((answered, waited), else_=0.0)),
+        "talk_sum": func.sum(case((answered, Call.talk_s), else_=0.0)),
+        "talk_n": _count(and_(answered, Call.talk_s.is_not(None))),
+        "transfers_to_110": _count(Call.outcome == "transferred_110"),
+        "transfers_to_12345": _count(Call.outcome == "transferred_12345"),
+        "three_way": _count(Call.outcome == "three_way"),
+        "emergency_linked": _count(Call.outcome == "emergency_linked"),
+        "resolved_on_call": _count(Call.outcome == "resolved_on_call"),
+        "rated": _count(Call.rating.is_not(None)),
+        "satisfied": _count(Call.rating.in_(sorted(SATISFIED_RATINGS))),
+    }
+    calls_q = select(hour.label("h"), *(v.label(k) for k, v in sums.items())).where(*in_period) \
+        .group_by(hour).order_by(hour)
     async with db.read() as conn:
-        c = (await conn.execute(calls_q)).mappings().one()
-        hour = _hour_index(db.dialect, Call.arrived_at, start)
-        hourly_rows = (await conn.execute(
-            select(hour.label("h"), func.count().label("offered"), _count(answered).label("answered"),
-                   _count(and_(answered, waited < ANSWER_WITHIN_S)).label("answered_15s"))
-            .where(*in_period).group_by(hour).order_by(hour))).all()
+        hourly_rows = (await conn.execute(calls_q)).mappings().all()
         latencies = await _transfer_latencies(conn, start, end, service)
         parts = await _part_kpis(conn, start, end, service)
         orders = await _order_kpis(conn, start, end, service)
         topics = await _hot_topics(conn, period, service, districts) if hot_topics else None
-    offered, ans = int(c["offered"] or 0), int(c["answered"] or 0)
-    resolved = int(c["resolved_on_call"] or 0)
+    c: dict[str, float] = {k: 0.0 for k in sums}
     hourly: list[dict[str, Any]] = [{"hour": h, "offered": 0, "answered": 0, "answered_15s": 0}
                                     for h in range(period.hours)]
-    for h, off, an, a15 in hourly_rows:
-        if 0 <= int(h) < len(hourly):
-            hourly[int(h)].update(offered=int(off), answered=int(an or 0), answered_15s=int(a15 or 0))
+    for r in hourly_rows:
+        for k in sums:
+            c[k] += float(r[k] or 0)
+        h = int(r["h"])
+        if 0 <= h < len(hourly):
+            hourly[h].update(offered=int(r["offered"]), answered=int(r["answered"] or 0),
+                             answered_15s=int(r["answered_15s"] or 0))
+    offered, ans = int(c["offered"]), int(c["answered"])
+    resolved = int(c["resolved_on_call"])
+    c["avg_wait_s"] = c["wait_sum"] / ans if ans else None  # type: ignore[assignment]
+    c["avg_handle_s"] = c["talk_sum"] / c["talk_n"] if c["talk_n"] else None  # type: ignore[assignment]
     for row in hourly:
         row["answer_15s_rate"] = _rate(row["answered_15s"], row["answered"])
     figures = {

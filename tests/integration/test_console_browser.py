@@ -24,6 +24,7 @@ from selenium.webdriver.common.by import By
 
 from agents.sipp import SAMPLE_AUDIO_PCAP, place_call
 from app import keys
+from app.console.api import KPI_TTL_S
 from hotline.contracts import Service
 from operations.stack import Stack
 
@@ -279,6 +280,7 @@ async def test_the_wallboard_shows_calls_live_listens_alerts_and_its_kpis_match_
         if not (await api.get("/api/wallboard"))["calls"]:
             break
         await asyncio.sleep(0.2)
+    await asyncio.sleep(KPI_TTL_S + 0.5)  # the wallboards' shared KPI computation is at most this old
     await browser.get("/console/wallboard")
     await browser.wait("return document.querySelectorAll('#tiles .tile').length > 0", what="tiles")
     status, k = await _as(stack, "supervisor", "GET", "/api/kpis")

@@ -214,6 +214,35 @@ async def test_static_files_are_a_fixed_list(console: TestClient) -> None:
         assert (await console.get(f"/console/static/{name}")).status == 404, name
 
 
+async def test_a_platforms_people_see_its_calls_and_those_exchanged_with_it(console: TestClient,
+                                                                            api_secrets: Any) -> None:
+    from app import keys
+
+    store = console.app[keys.ACCOUNTS]
+    await store.add("police.op", PASSWORD, "operator", platform="110", seat="1101")
+    service = {"Authorization": f"Bearer {api_secrets.token_for('service')}"}
+
+    def call(lid: str, svc: str) -> list[dict[str, Any]]:
+        base = {"source": "ami", "service": svc, "caller": "13800000009", "seat": None, "data": {}}
+        return [{**base, "event_id": f"{lid}-a", "linkedid": lid, "type": "arrived", "at": 1_800_000_000.0},
+                {**base, "event_id": f"{lid}-h", "linkedid": lid, "type": "hangup", "at": 1_800_000_060.0}]
+    events = call("only-12345", "12345") + call("to-110", "12345") + call("only-110", "110")
+    assert (await console.post("/api/events", json={"events": events}, headers=service)).status == 200
+    resp = await console.put("/api/calls/to-110/outcome", json={"outcome": "transferred_110"},
+                             headers=service)
+    assert resp.status == 200, await resp.text()
+    await _login(console, "police.op")
+    listed = await (await console.get("/api/calls")).json()
+    assert sorted(c["linkedid"] for c in listed["calls"]) == ["only-110", "to-110"]
+    assert (await console.get("/api/calls/only-12345")).status == 404
+    assert (await console.get("/api/calls/only-12345/caller")).status == 404
+    assert (await console.get("/api/calls/to-110")).status == 200
+    console.session.cookie_jar.clear()
+    await _login(console, "op1")  # 12345
+    listed = await (await console.get("/api/calls")).json()
+    assert sorted(c["linkedid"] for c in listed["calls"]) == ["only-12345", "to-110"]
+
+
 def test_the_user_command_adds_lists_and_disables(tmp_path: Any) -> None:
     env = {"HOTLINE_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
 

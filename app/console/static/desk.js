@@ -11,6 +11,7 @@
   const edited = new Set();  // fields the operator changed: incoming drafts no longer overwrite them
   const finals = new Map();  // tap:seq -> segment (a segment may come in the snapshot and live)
   let partial = null;
+  let routeTimer = null;
 
   function renderState(row) {
     const state = row ? row.state : "unknown";
@@ -80,6 +81,31 @@
                       C.el("b", {}, speakerName(seg.speaker) + "："), text);
     $("transcript").append(line);
     $("transcript").scrollTop = $("transcript").scrollHeight;
+    if (seg.speaker === "caller" && seg.kind === "final") {
+      clearTimeout(routeTimer);
+      routeTimer = setTimeout(suggest, 300);
+    }
+  }
+
+  // The routing engine on everything the caller said so far; the answer is also kept with the call
+  // (its context travels to whoever takes it next).
+  async function suggest() {
+    const call = current;
+    const text = [...finals.values()].filter((x) => x.speaker === "caller" && x.kind === "final")
+      .sort((a, b) => a.start - b.start).map((x) => x.text).join("。");
+    if (!call || !text) return;
+    try {
+      const r = await C.api("POST", `/api/calls/${encodeURIComponent(call)}/route`, { text: text.slice(0, 4000) });
+      if (call !== current) return;
+      const box = C.clear($("suggestion"));
+      box.append(C.el("b", {}, `路由建议：${C.ACTIONS[r.action] || r.action}`),
+                 r.category ? ` · ${r.category.code} ${r.category.name_zh}` : "",
+                 r.life_threat ? " · 危及生命" : "",
+                 (r.linkage || []).length ? ` · 联动 ${r.linkage.join("、")}` : "");
+      const list = C.el("ul", { class: "small" });
+      for (const reason of (r.reasons || []).slice(0, 6)) list.append(C.el("li", {}, reason));
+      box.append(list);
+    } catch (e) { /* the draft still fills itself */ }
   }
 
   function fillOrder(wo) {
@@ -91,11 +117,6 @@
     if (!edited.has("address")) $("wo-address").value = wo.address || "";
     if (!edited.has("summary")) $("wo-summary").value = wo.summary || "";
     if (!edited.has("confidential")) $("wo-confidential").checked = !!wo.confidential;
-    const s = wo.suggestion;
-    if (s) {
-      const reasons = (s.reasons || []).map((r) => (typeof r === "string" ? r : (r.text || r.rule || JSON.stringify(r)))).join("；");
-      C.setText("suggestion", `路由建议：${C.ACTIONS[s.action] || s.action || ""}${s.category && s.category.name ? " · " + s.category.name : ""}${reasons ? " —— " + reasons : ""}`);
-    }
     if (wo.life_threat || wo.alert) showAlert(wo.alert ? (wo.alert.text || "可能危及生命") : "可能危及生命");
     $("confirm-order").disabled = wo.status !== "draft";
   }
