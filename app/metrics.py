@@ -64,7 +64,7 @@ class Metrics:
 
     def watch(self, stored: list[dict[str, Any]]) -> None:
         """A :class:`app.calls.services.CallService` watcher: every batch of newly stored events."""
-        for ev in stored:
+        for ev in sorted(stored, key=lambda e: float(e.get("at") or 0)):  # stored in event-id order
             kind, linkedid, at = str(ev.get("type")), str(ev.get("linkedid")), float(ev.get("at") or 0)
             service = str(ev.get("service") or "none")
             self.events.labels(kind, service).inc()
