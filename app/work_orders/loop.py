@@ -69,6 +69,15 @@ class StepInput:
     due_at: float | None = None  # from a peer: the new deadline it set
 
 
+def order_in_scope(row: Any, parts: list[dict[str, Any]], who: Principal) -> bool:
+    """A person bound to a platform sees its orders and those exchanged with it: sent by it, or with
+    a part handled by it (one installation holding both platforms)."""
+    if not who.platform:
+        return True
+    return row["service"] == who.platform or row.get("origin") == who.platform or any(
+        p["handler"] == who.platform for p in parts)
+
+
 class WorkOrderLoop:
     def __init__(
         self,
@@ -100,7 +109,7 @@ class WorkOrderLoop:
         async with self.db.write() as conn:
             row = await load_order(conn, ticket)
             parts = await parts_of(conn, ticket) if row else []
-            if row is None or not self._may_see(parts, who):
+            if row is None or not self._may_see(parts, who) or not order_in_scope(row, parts, who):
                 raise WorkOrderNotFound(f"no work order {ticket}", details={"ticket": ticket})
             view = self._with_suggestion(order_view(row, parts, who, await history_of(conn, ticket),
                                                     await alerts_of(conn, ticket)), row, who)

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from app.auth import Principal
 from app.calls.services import CallService
 from app.db import Database
 from app.errors import WorkOrderAlreadyConfirmed, WorkOrderNotFound
 from app.models import WorkOrderCorrectionRow as C
+from app.models import WorkOrderPartRow
 from app.models import WorkOrderRow as W
 from app.notifier import TranscriptNotifier
 from app.work_orders import corrections
@@ -75,6 +76,11 @@ class WorkOrderService:
     async def get(self, linkedid: str, who: Principal) -> dict[str, Any]:
         async with self.db.write() as conn:
             row = await load(conn, linkedid=linkedid)
+            if row is not None and who.platform and who.platform not in (row["service"], row.get("origin")):
+                exchanged = (await conn.execute(select(WorkOrderPartRow.id).where(
+                    WorkOrderPartRow.ticket == row["ticket"],
+                    WorkOrderPartRow.handler == who.platform))).first()
+                row = row if exchanged else None  # another platform's order: as if there were none
             if row is None:
                 raise WorkOrderNotFound(f"call {linkedid} has no work order", details={"call": linkedid})
             await self.calls.audit_in(conn, who, "read_work_order", linkedid, {"ticket": row["ticket"]})
@@ -82,6 +88,10 @@ class WorkOrderService:
 
     async def list(self, f: WorkOrderFilter, who: Principal) -> dict[str, Any]:
         conds = [col == val for col, val in ((W.status, f.status), (W.service, f.service)) if val is not None]
+        if who.platform:  # a person of one platform: its orders and those exchanged with it
+            conds.append(or_(W.service == who.platform, W.origin == who.platform,
+                             W.ticket.in_(select(WorkOrderPartRow.ticket).where(
+                                 WorkOrderPartRow.handler == who.platform))))
         async with self.db.write() as conn:
             total = (await conn.execute(select(func.count()).select_from(W).where(*conds))).scalar_one()
             res = await conn.execute(select(W.__table__).where(*conds)

@@ -237,10 +237,33 @@ async def test_a_platforms_people_see_its_calls_and_those_exchanged_with_it(cons
     assert (await console.get("/api/calls/only-12345")).status == 404
     assert (await console.get("/api/calls/only-12345/caller")).status == 404
     assert (await console.get("/api/calls/to-110")).status == 200
+    # work orders: one of each platform's
+    from sqlalchemy import insert
+
+    from app.models import WorkOrderRow
+
+    order = {"kind": "工单", "status": "accepted", "category_code": "A01", "category_name": "城乡建设",
+             "action": "accept", "life_threat": False, "linkage": [], "address": None, "slots": {},
+             "summary": "s", "dispatch": [], "rules_version": "t", "caller_segments": 0,
+             "created_at": 1_800_000_000.0, "updated_at": 1_800_000_000.0}
+    async with console.app[keys.DATABASE].write() as conn:
+        await conn.execute(insert(WorkOrderRow), [
+            {**order, "ticket": "12345-20270115-0001", "service": "12345", "linkedid": "only-12345"},
+            {**order, "ticket": "110-20270115-0001", "service": "110", "linkedid": "only-110"}])
+    assert (await console.get("/api/work-orders/12345-20270115-0001")).status == 404
+    assert (await console.get("/api/calls/only-12345/work-order")).status == 404
+    assert (await console.get("/api/work-orders/110-20270115-0001")).status == 200
     console.session.cookie_jar.clear()
     await _login(console, "op1")  # 12345
     listed = await (await console.get("/api/calls")).json()
     assert sorted(c["linkedid"] for c in listed["calls"]) == ["only-12345", "to-110"]
+    assert (await console.get("/api/work-orders/110-20270115-0001")).status == 404
+    console.session.cookie_jar.clear()
+    await _login(console, "sup1")  # a 12345 supervisor lists 12345's orders only
+    listed = await (await console.get("/api/work-orders")).json()
+    seen = {w["ticket"] for w in listed["work_orders"]}
+    assert "12345-20270115-0001" in seen and "110-20270115-0001" not in seen
+    assert all(w["service"] == "12345" for w in listed["work_orders"])
 
 
 def test_the_user_command_adds_lists_and_disables(tmp_path: Any) -> None:

@@ -5,7 +5,7 @@
 (() => {
   const C = Console, $ = (id) => document.getElementById(id);
   const calls = new Map();
-  let seats = [], queues = [], snapshotAt = 0, chart = null, refreshTimer = null;
+  let seats = [], queues = [], snapshotAt = 0, chart = null, catChart = null, refreshTimer = null;
   const alerted = new Set();
 
   const TILES = [
@@ -40,6 +40,27 @@
                             C.el("td", {}, t.baseline), C.el("td", {}, t.rise ? "突发预警" : "")));
     }
     renderChart(k);
+    renderCategories((k.hot_topics || {}).categories || []);
+  }
+
+  // Today's categories beside their 4-week daily mean, as bars (the codes on the axis).
+  function renderCategories(rows) {
+    const box = $("chart-categories");
+    if (typeof uPlot === "undefined" || !rows.length) { C.clear(box); catChart = null; return; }
+    const top = rows.slice(0, 10), codes = top.map((t) => t.key);
+    const data = [top.map((_, i) => i), top.map((t) => t.count), top.map((t) => t.baseline)];
+    if (catChart) { catChart.destroy(); catChart = null; }
+    C.clear(box);
+    const bars = uPlot.paths.bars({ size: [0.6, 60] });
+    catChart = new uPlot({
+      width: Math.max(320, box.clientWidth - 8), height: 180,
+      scales: { x: { time: false, range: [-0.6, top.length - 0.4] } },
+      axes: [{ values: (u, ticks) => ticks.map((i) => codes[i] || "") , splits: () => codes.map((_, i) => i) },
+             { label: "工单" }],
+      series: [{ label: "类别" },
+               { label: "今日", paths: bars, fill: "rgba(37,99,235,.6)", stroke: "#2563eb", points: { show: false } },
+               { label: "近4周日均", stroke: "#dc2626", dash: [4, 4], points: { show: true, size: 6 } }],
+    }, data, box);
   }
 
   function renderChart(k) {
