@@ -86,8 +86,9 @@ class Browser:
                 return got
             await asyncio.sleep(0.05)
         await self.shot(f"failed-{int(time.time())}")
+        logs = await self.do(self.driver.get_log, "browser")
         raise AssertionError(f"browser: {what or script} not true within {timeout}s "
-                             f"at {self.driver.current_url}")
+                             f"at {self.driver.current_url}; console: {logs[-10:]}")
 
     async def wait_text(self, css: str, needle: str, timeout: float = 15.0) -> None:
         await self.wait("const e = document.querySelector(arguments[0]);"
@@ -174,6 +175,8 @@ async def test_an_operator_takes_a_call_at_the_desk_confirms_the_order_and_trans
             await browser.wait_text("#transcript", "胜利路")
             await browser.wait("return document.getElementById('wo-address').value.includes('胜利路')",
                                what="the draft's address fills itself")
+            await browser.wait_text("#suggestion", "路由建议")  # the engine's answer, with its reasons
+            assert "A01" in await browser.text("#suggestion")
         ticket = await browser.text("#ticket")
         await browser.js("const s = document.getElementById('wo-summary');"
                          "s.value = '胜利路与新华街路口路灯不亮'; s.dispatchEvent(new Event('input'));")
