@@ -257,6 +257,14 @@ class AccountStore:
                 await conn.execute(update(SessionRow).where(SessionRow.id == sid).values(seen_at=now))
         return _account(found), str(found["csrf"])
 
+    async def logged_in(self, now: float | None = None) -> set[str]:
+        """The logins with a live session now (the wallboard's "logged in")."""
+        now = time.time() if now is None else now
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(SessionRow.login).where(
+                SessionRow.expires_at > now, SessionRow.seen_at > now - self.idle_s).distinct())
+            return {r[0] for r in rows}
+
     async def logout(self, token: str) -> None:
         async with self.db.write() as conn:
             await conn.execute(delete(SessionRow).where(SessionRow.id == _digest(token)))

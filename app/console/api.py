@@ -149,7 +149,11 @@ async def _floor(app: web.Application) -> dict[str, Any] | None:
 
 
 async def _users_by_seat(app: web.Application) -> dict[str, str]:
-    return {a.seat: a.display_name for a in await app[keys.ACCOUNTS].all() if a.seat and not a.disabled}
+    """seat -> the name of the person logged in to the console on it (a live session)."""
+    store = app[keys.ACCOUNTS]
+    live = await store.logged_in()
+    return {a.seat: a.display_name for a in await store.all()
+            if a.seat and not a.disabled and a.login in live}
 
 
 async def wallboard_snapshot(app: web.Application, who: Principal) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class Browser:
     def __init__(self, base: str) -> None:
         opts = webdriver.ChromeOptions()
         opts.binary_location = "/usr/bin/chromium"
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,1100",
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,1300",
                     "--lang=zh-CN", "--autoplay-policy=no-user-gesture-required"):
             opts.add_argument(arg)
         self.driver = webdriver.Chrome(service=ChromeService("/usr/bin/chromedriver"), options=opts)
@@ -100,6 +100,7 @@ class Browser:
 
         def save() -> None:
             SHOTS.mkdir(parents=True, exist_ok=True)
+            self.driver.execute_script("window.scrollTo(0, 0)")
             self.driver.save_screenshot(str(path))
         await self.do(save)
         return path
@@ -186,6 +187,18 @@ async def test_an_operator_takes_a_call_at_the_desk_confirms_the_order_and_trans
         assert status == 200 and order["work_order"]["status"] == "accepted", order
         assert order["work_order"]["summary"] == "胜利路与新华街路口路灯不亮"
         assert order["work_order"]["confirmed_by"] == "desk.op"
+        # 派单 from the desk: the caller named 临河区, so its government is proposed; the operator keeps it
+        await browser.wait("return !document.getElementById('dispatch').disabled", what="dispatch enabled")
+        proposed = await browser.js("return [...document.getElementById('dispatch-to').selectedOptions]"
+                                    ".map(o => o.value)")
+        assert "linhe" in proposed, proposed
+        await browser.js("for (const o of document.getElementById('dispatch-to').options)"
+                         " o.selected = o.value === 'linhe';")
+        await browser.click("#dispatch")
+        await browser.wait_text("#dispatch-msg", "已派单")
+        status, order = await _as(stack, "supervisor", "GET", f"/api/work-orders/{ticket}")
+        assert [p["handler"]["id"] for p in order["parts"]] == ["linhe"], order["parts"]
+        assert order["work_order"]["status"] == "dispatched"
         await browser.shot("desk")
         await browser.click("#btn-transfer")
         await browser.wait_text("#flow-log", "一键转接已发起")

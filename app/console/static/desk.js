@@ -119,6 +119,33 @@
     if (!edited.has("confidential")) $("wo-confidential").checked = !!wo.confidential;
     if (wo.life_threat || wo.alert) showAlert(wo.alert ? (wo.alert.text || "可能危及生命") : "可能危及生命");
     $("confirm-order").disabled = wo.status !== "draft";
+    $("dispatch").disabled = !["accepted", "dispatched", "reopened"].includes(wo.status);
+    suggestHandlers(wo);
+  }
+
+  // The handlers a matter can go to; those the draft names (its district's government, the
+  // category's department, 110 for a matter 110 must act on) are selected for the operator.
+  let handlers = [];
+  async function loadHandlers() {
+    try { handlers = (await C.api("GET", "/api/handlers")).handlers; } catch (e) { handlers = []; }
+    const sel = C.clear($("dispatch-to"));
+    for (const h of handlers) sel.append(C.el("option", { value: h.id }, h.name));
+  }
+  function suggestHandlers(wo) {
+    const wanted = new Set();
+    for (const d of wo.dispatch || []) {
+      if (d.to === "110") wanted.add("110");
+      for (const h of handlers) {
+        if (d.to === "local_government" && d.district && h.district === d.district) wanted.add(h.id);
+        if (d.to === "department" && d.category && (h.categories || []).includes(d.category)) wanted.add(h.id);
+      }
+    }
+    for (const h of handlers) {
+      if (wo.category && (h.categories || []).includes(wo.category.code)) wanted.add(h.id);
+      if (h.district && wo.address && wo.address.includes(h.district)) wanted.add(h.id);
+    }
+    if (!wanted.size) return;
+    for (const o of $("dispatch-to").options) if (!o.dataset.touched) o.selected = wanted.has(o.value);
   }
 
   function showAlert(text) {
@@ -223,6 +250,20 @@
       refreshState();
     } catch (e) { C.flash("order-msg", "确认失败：" + e.message, true); }
   });
+  $("dispatch-to").addEventListener("change", () => {
+    for (const o of $("dispatch-to").options) o.dataset.touched = "1";
+  });
+  $("dispatch").addEventListener("click", async () => {
+    if (!order) return;
+    const chosen = [...$("dispatch-to").selectedOptions].map((o) => o.value);
+    if (!chosen.length) { C.flash("dispatch-msg", "请选择承办单位", true); return; }
+    try {
+      const res = await C.api("POST", `/api/work-orders/${order.ticket}/dispatch`, { handlers: chosen });
+      fillOrder(res.work_order);
+      C.flash("dispatch-msg", `已派单：${res.parts.map((p) => (p.handler && p.handler.name) || p.handler).join("、")}`);
+      refreshState();
+    } catch (e) { C.flash("dispatch-msg", "派单失败：" + e.message, true); }
+  });
   $("set-outcome").addEventListener("click", async () => {
     if (!current) return;
     try {
@@ -231,5 +272,5 @@
     } catch (e) { C.flash("outcome-msg", "记录失败：" + e.message, true); }
   });
 
-  C.live("/api/desk/live", onDesk);
+  loadHandlers().then(() => C.live("/api/desk/live", onDesk));
 })();
