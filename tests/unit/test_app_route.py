@@ -10,8 +10,9 @@ from routing.engine import Router
 from routing.rules import DATA_DIR
 
 
-async def test_route_answers_with_action_and_reasons(app_client, api_secrets) -> None:
-    client = await app_client("sqlite+aiosqlite:///:memory:")
+async def test_route_answers_with_action_and_reasons(app_client, api_secrets, tmp_path) -> None:
+    # a file, not :memory: (one connection shared by the app's background tasks and the request)
+    client = await app_client(f"sqlite+aiosqlite:///{tmp_path / 'route.db'}")
     token = api_secrets.token_for("operator")
     async with client.post("/api/route", json={"text": "楼顶上站着一个人，看样子要往下跳", "at": "12345"},
                            headers={"Authorization": f"Bearer {token}"}) as r:
@@ -22,8 +23,9 @@ async def test_route_answers_with_action_and_reasons(app_client, api_secrets) ->
     assert body["reasons"]
 
 
-async def test_route_needs_a_token_and_rejects_bad_input(app_client, api_secrets) -> None:
-    client = await app_client("sqlite+aiosqlite:///:memory:")
+async def test_route_needs_a_token_and_rejects_bad_input(app_client, api_secrets, tmp_path) -> None:
+    # a file, not :memory: (one connection shared by the app's background tasks and the request)
+    client = await app_client(f"sqlite+aiosqlite:///{tmp_path / 'route.db'}")
     async with client.post("/api/route", json={"text": "路灯坏了", "at": "12345"}) as r:
         assert r.status == 401
     token = api_secrets.token_for("operator")
@@ -38,7 +40,7 @@ async def test_reload_is_admin_only_and_bad_rules_keep_the_old_ones(app_client, 
                                                                     tmp_path: Path) -> None:
     data = tmp_path / "rules"
     shutil.copytree(DATA_DIR, data)
-    client = await app_client("sqlite+aiosqlite:///:memory:")
+    client = await app_client(f"sqlite+aiosqlite:///{tmp_path / 'route.db'}")
     client.app[keys.ROUTER]._router = Router(data)
     op = {"Authorization": f"Bearer {api_secrets.token_for('operator')}"}
     admin = {"Authorization": f"Bearer {api_secrets.token_for('admin')}"}
@@ -57,8 +59,9 @@ async def test_reload_is_admin_only_and_bad_rules_keep_the_old_ones(app_client, 
     assert client.app[keys.ROUTER]._router.version == good["version"]
 
 
-async def test_routing_a_call_keeps_the_answer_as_its_context(app_client, api_secrets) -> None:
-    client = await app_client("sqlite+aiosqlite:///:memory:")
+async def test_routing_a_call_keeps_the_answer_as_its_context(app_client, api_secrets, tmp_path) -> None:
+    # a file, not :memory: (one connection shared by the app's background tasks and the request)
+    client = await app_client(f"sqlite+aiosqlite:///{tmp_path / 'route.db'}")
     svc = {"Authorization": f"Bearer {api_secrets.token_for('service')}"}
     op = {"Authorization": f"Bearer {api_secrets.token_for('operator')}"}
     ev = {"event_id": "c1:arrived", "linkedid": "c1", "type": "arrived", "at": 1_760_000_000.0,
