@@ -398,7 +398,7 @@ REPORT_ROWS = ("offered", "answered", "answer_rate", "answered_15s", "answer_15s
                "abandon_rate", "avg_wait_s", "avg_handle_s", "transfers_to_110", "transfers_to_12345",
                "transfer_ring_p50_ms", "three_way", "emergency_linked", "resolved_on_call",
                "first_time_rate", "sign_on_time_rate", "reply_on_time_rate", "return_rate", "reopen_rate",
-               "satisfaction_rate")
+               "satisfaction_rate", "survey_satisfaction_rate", "survey_resolved_rate")
 
 
 @endpoint("The period's KPI report for the monthly 通报, as CSV or Excel (xlsx)", query=ReportQuery)

@@ -28,7 +28,14 @@ from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import Database
-from app.models import Call, CallEventRow, WorkOrderHistoryRow, WorkOrderPartRow, WorkOrderRow
+from app.models import (
+    Call,
+    CallbackTaskRow,
+    CallEventRow,
+    WorkOrderHistoryRow,
+    WorkOrderPartRow,
+    WorkOrderRow,
+)
 from app.work_orders.dispatch import district_of
 from hotline.callback_site import SATISFIED_RATINGS
 
@@ -67,6 +74,10 @@ DEFINITIONS: dict[str, str] = {
     "return_rate": "回退率 = parts dispatched in the period that their handler returned / parts dispatched",
     "reopen_rate": "重办率 = orders reopened in the period / orders closed or reopened in the period",
     "satisfaction_rate": "满意率 = calls rated very satisfied or satisfied (一次一评) / calls rated",
+    "survey_satisfaction_rate": "回访满意率 = 回访 calls finished in the period whose caller said very "
+                                "satisfied or satisfied / 回访 calls finished with an answer to it",
+    "survey_resolved_rate": "回访解决率 = 回访 calls finished in the period whose caller said the matter "
+                            "was resolved / 回访 calls finished with an answer to it",
 }
 
 
@@ -147,6 +158,7 @@ async def compute(db: Database, period: Period, service: str | None = None, *,
         latencies = await _transfer_latencies(conn, start, end, service)
         parts = await _part_kpis(conn, start, end, service)
         orders = await _order_kpis(conn, start, end, service)
+        surveys = await _survey_kpis(conn, start, end, service)
         topics = await _hot_topics(conn, period, service, districts) if hot_topics else None
     c: dict[str, float] = {k: 0.0 for k in sums}
     hourly: list[dict[str, Any]] = [{"hour": h, "offered": 0, "answered": 0, "answered_15s": 0}
@@ -183,6 +195,9 @@ async def compute(db: Database, period: Period, service: str | None = None, *,
         "reopen_rate": _rate(orders["reopened"], orders["closed"] + orders["reopened"]),
         "satisfaction_rate": _rate(c["satisfied"], c["rated"]),
         "rated": int(c["rated"] or 0),
+        "survey_satisfaction_rate": _rate(surveys["satisfied"], surveys["rated"]),
+        "survey_resolved_rate": _rate(surveys["resolved"], surveys["asked_resolved"]),
+        "surveys": surveys["done"],
         "parts_dispatched": parts["dispatched"], "parts_replied": parts["replied"],
         "orders_closed": orders["closed"], "orders_reopened": orders["reopened"],
     }
@@ -263,6 +278,28 @@ async def _order_kpis(conn: Any, start: float, end: float, service: str | None) 
         h.step == "reopen", h.part.is_(None), h.at >= start, h.at < end, *scope))).scalar()
     return {"closed": int(closed[0] or 0), "closed_clean": int(closed[1] or 0),
             "reopened": int(reopened or 0)}
+
+
+async def _survey_kpis(conn: Any, start: float, end: float, service: str | None) -> dict[str, int]:
+    """The 回访 calls finished in the period and what their callers answered (a few per day: read and
+    counted here rather than in JSON SQL that differs between SQLite and PostgreSQL)."""
+    t = CallbackTaskRow
+    q = select(t.answers).where(t.kind == "survey", t.state == "done", t.updated_at >= start,
+                                t.updated_at < end, t.answers.is_not(None))
+    if service:
+        q = q.where(t.platform == service)
+    out = {"done": 0, "rated": 0, "satisfied": 0, "asked_resolved": 0, "resolved": 0}
+    for (answers,) in (await conn.execute(q)).all():
+        out["done"] += 1
+        if not isinstance(answers, dict):
+            continue
+        if answers.get("rating") is not None:
+            out["rated"] += 1
+            out["satisfied"] += bool(answers.get("satisfied"))
+        if answers.get("resolved") is not None:
+            out["asked_resolved"] += 1
+            out["resolved"] += bool(answers.get("resolved"))
+    return out
 
 
 async def _hot_topics(conn: Any, period: Period, service: str | None,

@@ -152,6 +152,32 @@ async def test_the_api_and_compute_agree_and_reports_carry_the_same_figures(api:
     assert sheet["offered"] == 4 and sheet["answered"] == 2 and sheet["answer_15s_rate"] == 0.5
 
 
+async def test_callback_survey_answers_give_the_callback_satisfaction(api: Any) -> None:
+    from sqlalchemy import update
+
+    from app.callbacks.store import add_task
+    from app.models import CallbackTaskRow
+
+    db = api.client.app[keys.DATABASE]
+    answers = [{"resolved": True, "rating": "very_satisfied", "satisfied": True},
+               {"resolved": False, "rating": "unsatisfied", "satisfied": False},
+               {"resolved": True, "rating": None, "satisfied": False},  # hung up before the rating
+               {"resolved": True, "rating": "satisfied", "satisfied": True}]
+    async with db.write() as conn:
+        for i, a in enumerate(answers):
+            task = await add_task(conn, kind="survey", platform="12345" if i < 3 else "110",
+                                  number="13800000001", due_at=T0, now=T0, max_attempts=3,
+                                  dedupe_key=f"s{i}", ticket=f"12345-20251009-{i:04d}")
+            await conn.execute(update(CallbackTaskRow).where(CallbackTaskRow.id == task).values(
+                state="done", answers=a, updated_at=T0 + 60))
+    status, body = await api.call("GET", "/api/kpis?period=day&date=2025-10-09&service=12345", "supervisor")
+    f = body["figures"]
+    assert f["surveys"] == 3 and f["survey_satisfaction_rate"] == 0.5
+    assert f["survey_resolved_rate"] == round(2 / 3, 4)
+    status, body = await api.call("GET", "/api/kpis?period=day&date=2025-10-09", "supervisor")
+    assert body["figures"]["survey_satisfaction_rate"] == round(2 / 3, 4)
+
+
 @pytest.mark.parametrize("query", ["period=year", "date=2025-13-01", "service=119", "period=day&x=1"])
 async def test_bad_queries_are_refused_clearly(api: Any, query: str) -> None:
     status, body = await api.call("GET", f"/api/kpis?{query}", "admin")

@@ -16,7 +16,8 @@
     ["transfer_ring_p50_ms", "转接时延(ms)", (v) => (v == null ? "—" : v)], ["three_way", "三方通话", (v) => v],
     ["first_time_rate", "一次办结率", C.pct], ["sign_on_time_rate", "及时签收率", C.pct],
     ["reply_on_time_rate", "按时办结率", C.pct], ["return_rate", "回退率", C.pct], ["reopen_rate", "重办率", C.pct],
-    ["satisfaction_rate", "满意率", C.pct],
+    ["satisfaction_rate", "满意率", C.pct], ["survey_satisfaction_rate", "回访满意率", C.pct],
+    ["survey_resolved_rate", "回访解决率", C.pct],
   ];
 
   function renderKpis(k) {
