@@ -75,6 +75,12 @@ def _hotline_at_fault(errors: Any) -> type[ApiError]:
     return default_classify(errors)
 
 
+def refusal(exc: Exception) -> PassedOn:
+    """A flow's refusal (:data:`FLOW_REFUSALS`) as the API's error, with the flow's status and id."""
+    return PassedOn(getattr(exc, "status"), getattr(exc, "error_id"),  # noqa: B009 - each class has them
+                    getattr(exc, "message", str(exc)))
+
+
 async def _run(request: web.Request, action: str, model: type[BaseModel], run: Run) -> web.Response:
     """Check the call id and the body, run the flow, audit who asked and what came of it."""
     linkedid = call_id(request)
@@ -84,10 +90,10 @@ async def _run(request: web.Request, action: str, model: type[BaseModel], run: R
     try:
         result = await run(linkedid, body)
     except FLOW_REFUSALS as exc:
-        error_id, status = getattr(exc, "error_id"), getattr(exc, "status")  # noqa: B009 - each class has them
+        error_id = getattr(exc, "error_id")  # noqa: B009 - each refusal class has one
         asked = {"error_id": error_id, **body.model_dump(mode="json", by_alias=True)}
         await request.app[keys.CALLS].audit(who, f"{action}_refused", linkedid, asked)
-        raise PassedOn(status, error_id, getattr(exc, "message", str(exc))) from None
+        raise refusal(exc) from None
     except (TimeoutError, ConnectionError) as exc:  # Asterisk slow or reconnecting: nothing changed
         raise FlowsUnavailable(f"Asterisk did not answer: {exc!r}") from None
     await request.app[keys.CALLS].audit(who, action, linkedid, result)

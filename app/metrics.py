@@ -90,6 +90,12 @@ class Metrics:
         self._scraped = GaugeSource(app)
         self.registry.register(self._scraped)
 
+    async def exposition(self) -> bytes:
+        """The text format, with the scrape-time figures read first (at most every CACHE_S)."""
+        if self._scraped is not None:
+            await self._scraped.refresh()
+        return generate_latest(self.registry)
+
 
 def _remember(book: OrderedDict[str, float], key: str, value: float) -> None:
     book[key] = value
@@ -176,10 +182,8 @@ METRICS = web.AppKey("metrics", Metrics)
 @endpoint("Prometheus metrics (text format)")
 @requires(SERVICE, ADMIN)
 async def metrics_view(request: web.Request) -> web.Response:
-    m = request.app[METRICS]
-    if m._scraped is not None:
-        await m._scraped.refresh()
-    return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=await request.app[METRICS].exposition(),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @web.middleware

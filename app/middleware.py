@@ -12,6 +12,7 @@ redirects to the login page.
 
 from __future__ import annotations
 
+import html
 import logging
 from urllib.parse import quote
 
@@ -131,9 +132,6 @@ def _page_refusal(request: web.Request, exc: ApiError) -> web.StreamResponse:
             "Location": f"{LOGIN_PAGE}?next={quote(request.rel_url.path, safe='/')}"})
     return web.Response(status=403, content_type="text/html", charset="utf-8",
                         text=f"<!doctype html><meta charset=utf-8><title>403</title>"
-                             f"<h1>无权访问 (403)</h1><p>{_escape(exc.message)}</p>"
+                             f"<h1>无权访问 (403)</h1><p>{html.escape(exc.message)}</p>"
                              f"<p><a href=\"/console/\">返回</a></p>")
 
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -19,7 +19,7 @@ import time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 from pydantic import Field, StrictBool
 from sqlalchemy import select
 
@@ -31,14 +31,13 @@ from app.calls.services import in_scope
 from app.console.floor import alerts_and_late, live_calls, queue_rows, seat_rows
 from app.endpoint import endpoint
 from app.errors import ApiError, FlowsUnavailable, Forbidden, UnknownCall
+from app.flows_api import FLOW_REFUSALS, refusal
 from app.http_util import call_id, check_query, json_response, parse_body, parse_query
 from app.models import Call, CallbackTaskRow, WorkOrderRow
-from app.redis_link import RedisDown
 from app.reports.kpis import DEFINITIONS, Period, compute, period_of
 from app.schemas import Answer, Body
-from app.transcripts.sockets import CLOSE_REDIS_DOWN, SocketRefused, reason
+from app.transcripts.live import WebSocketRequired, stream
 from app.work_orders.dispatch import known_districts
-from call_flows.flows import FlowError
 from hotline.phone import mask_number
 from hotline.platforms import Service
 from hotline.redis_keys import EVENTS_CHANNEL
@@ -65,10 +64,6 @@ class SeatNotYours(ApiError):
 
 class AdminOpsUnavailable(ApiError):
     status, error_id, message = 503, "admin_ops_unavailable", "Asterisk is not run by this process"
-
-
-class WebSocketRequired(ApiError):
-    status, error_id, message = 400, "console.websocket_required", "this route speaks WebSocket only"
 
 
 # --- who am I --------------------------------------------------------------------------------------
@@ -118,17 +113,13 @@ async def pause_seat(request: web.Request) -> web.Response:
     reason_text = " ".join(body.reason.split())
     try:
         await flows.pause(seat, body.paused, reason_text)
-    except FlowError as exc:
-        raise _flow_error(exc) from None
+    except FLOW_REFUSALS as exc:
+        raise refusal(exc) from None
+    except (TimeoutError, ConnectionError) as exc:  # Asterisk slow or reconnecting: nothing changed
+        raise FlowsUnavailable(f"Asterisk did not answer: {exc!r}") from None
     await request.app[keys.CALLS].audit(who, "seat_pause" if body.paused else "seat_ready", seat,
                                         {"reason": reason_text})
     return json_response({"seat": seat, "paused": body.paused, "reason": reason_text})
-
-
-def _flow_error(exc: FlowError) -> ApiError:
-    from app.errors import PassedOn
-
-    return PassedOn(getattr(exc, "status", 409), getattr(exc, "error_id", "flow_error"), str(exc))
 
 
 # --- the wallboard ---------------------------------------------------------------------------------
@@ -137,13 +128,17 @@ def _floor_scope(who: Principal) -> str | None:
     return who.platform if who.session else None
 
 
+# Asterisk cannot say how the floor is: the wallboard shows the rest, the seats as "unknown"
+FLOOR_TROUBLE: tuple[type[Exception], ...] = (*FLOW_REFUSALS, FlowsUnavailable, ConnectionError, TimeoutError)
+
+
 async def _floor(app: web.Application) -> dict[str, Any] | None:
     flows = app.get(keys.FLOWS)
     if flows is None:
         return None
     try:
         return await flows.floor()
-    except (FlowsUnavailable, FlowError, ConnectionError, TimeoutError) as exc:
+    except FLOOR_TROUBLE as exc:
         log.info("wallboard without queue status: %s", exc)
         return None
 
@@ -173,7 +168,7 @@ async def wallboard_snapshot(app: web.Application, who: Principal) -> dict[str, 
         seats = [s for s in seats if s["platform"] in (service, None)]
     kpis = await _today_kpis(app, service)
     return {"type": "snapshot", "at": time.time(), "service": service, "calls": calls,
-            "queues": await queue_rows(floor), "seats": seats, "asterisk": floor is not None,
+            "queues": queue_rows(floor), "seats": seats, "asterisk": floor is not None,
             "kpis": kpis, **await alerts_and_late(app[keys.DATABASE], service)}
 
 
@@ -208,8 +203,9 @@ async def wallboard_live(request: web.Request) -> web.StreamResponse:
     who = request[keys.PRINCIPAL]
     service = _floor_scope(who)
     accept = (lambda ev: ev.get("service") in (service, None)) if service else None
-    return await _events_socket(request, "watch_floor", "floor", accept,
-                                lambda: wallboard_snapshot(request.app, who))
+    check_query(request, set())
+    return await stream(request, EVENTS_CHANNEL, "watch_floor", "floor",
+                        lambda: wallboard_snapshot(request.app, who), accept=accept)
 
 
 # --- the operator's desk ---------------------------------------------------------------------------
@@ -269,7 +265,9 @@ async def desk_live(request: web.Request) -> web.StreamResponse:
                 del followed[next(iter(followed))]
         return linkedid in followed
 
-    return await _events_socket(request, "watch_desk", seat, mine, lambda: desk_snapshot(request.app, who))
+    check_query(request, set())
+    return await stream(request, EVENTS_CHANNEL, "watch_desk", seat, lambda: desk_snapshot(request.app, who),
+                        accept=mine)
 
 
 class CallerAnswer(Answer):
@@ -312,57 +310,8 @@ async def caller_history(request: web.Request) -> web.Response:
         except Exception:  # noqa: BLE001 - Redis down: unknown, not "no"
             listed = None
     await request.app[keys.CALLS].audit(who, "read_caller", linkedid, {"calls_24h": len(recent)})
-    shown = number if who.role != DEPARTMENT else mask_number(number)
-    return json_response({"linkedid": linkedid, "caller": shown, "calls_24h": len(recent), "recent": recent,
+    return json_response({"linkedid": linkedid, "caller": number, "calls_24h": len(recent), "recent": recent,
                           "open_orders": orders, "harassment": listed})
-
-
-# --- sockets ----------------------------------------------------------------------------------------
-async def _events_socket(request: web.Request, action: str, target: str, accept: Any,
-                         snapshot: Any) -> web.StreamResponse:
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
-    if not ws.can_prepare(request).ok:
-        raise WebSocketRequired()
-    check_query(request, set())
-    who = request[keys.PRINCIPAL]
-    await request.app[keys.CALLS].audit(who, action, target, {})
-    await ws.prepare(request)
-    hub = request.app[keys.LIVE_SOCKETS]
-    try:
-        watcher = await hub.attach(ws, EVENTS_CHANNEL, who.name, accept=accept)
-    except SocketRefused as exc:
-        await ws.close(code=exc.code, message=exc.reason)
-        return ws
-    except RedisDown as exc:
-        await ws.close(code=CLOSE_REDIS_DOWN, message=reason(f"redis_unavailable: {exc}"))
-        return ws
-    sender: asyncio.Task[None] | None = None
-    try:
-        try:
-            first = await snapshot()
-        except Exception:
-            log.exception("console %s: could not read the snapshot", action)
-            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal_error: snapshot unavailable")
-            return ws
-        await ws.send_json(first, dumps=_dumps)
-        sender = asyncio.create_task(hub.send_loop(watcher), name=f"console-{action}")
-        async for _ in ws:  # the page sends nothing we act on
-            pass
-    finally:
-        if sender is not None:
-            sender.cancel()
-            try:
-                await sender
-            except asyncio.CancelledError:
-                pass
-        await hub.detach(watcher)
-    return ws
-
-
-def _dumps(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 # --- KPIs and reports -------------------------------------------------------------------------------
@@ -549,12 +498,10 @@ async def admin_action(request: web.Request) -> web.Response:
     if action == "dialplan-check":
         problems = await asyncio.to_thread(ops.check_dialplan)
         result: dict[str, Any] = {"ok": not problems, "output": problems or ["dialplan OK"]}
-    elif action == "dialplan-reload":
+    else:  # dialplan-reload: the route admits only these two
         modules = await ops.reload()
-        result = {"ok": all(v == "Success" for v in modules.values()), "output": [
-            f"{m}: {v}" for m, v in modules.items()]}
-    else:
-        raise web.HTTPNotFound()
+        result = {"ok": all(v == "Success" for v in modules.values()),
+                  "output": [f"{m}: {v}" for m, v in modules.items()]}
     result["seconds"] = round(time.monotonic() - started, 2)
     await request.app[keys.CALLS].audit(request[keys.PRINCIPAL], f"admin_{action}", "asterisk",
                                         {"ok": result["ok"]})

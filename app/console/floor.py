@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -146,7 +145,7 @@ async def alerts_and_late(db: Any, service: str | None, now: float | None = None
             "supervised": [dict(r) for r in supervised]}
 
 
-async def queue_rows(floor: dict[str, Any] | None, now: float | None = None) -> list[dict[str, Any]]:
+def queue_rows(floor: dict[str, Any] | None) -> list[dict[str, Any]]:
     rows = []
     for q in (floor or {}).get("queues", []):
         waits = [e["wait_s"] for e in q["waiting"]]
@@ -155,5 +154,4 @@ async def queue_rows(floor: dict[str, Any] | None, now: float | None = None) -> 
                      "ready": sum(1 for m in q["members"] if m["status"] == 1 and not m["paused"]),
                      "paused": sum(1 for m in q["members"] if m["paused"]),
                      "completed": q.get("completed", 0), "abandoned": q.get("abandoned", 0)})
-    await asyncio.sleep(0)
     return rows

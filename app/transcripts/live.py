@@ -52,18 +52,21 @@ async def call_live(request: web.Request) -> web.StreamResponse:
                 "segments": await app[keys.TRANSCRIPTS].segments(linkedid),
                 "work_order": await app[keys.WORK_ORDERS].find(linkedid)}
 
-    return await _stream(request, transcript_channel(linkedid), "watch_call_live", linkedid, snapshot)
+    return await stream(request, transcript_channel(linkedid), "watch_call_live", linkedid, snapshot)
 
 
 @query_token
 @requires(SUPERVISOR, ADMIN)
 async def all_live(request: web.Request) -> web.StreamResponse:
     check_query(request, {QUERY_TOKEN_PARAM})
-    return await _stream(request, TRANSCRIPTS_CHANNEL, "watch_live", "calls", None)
+    return await stream(request, TRANSCRIPTS_CHANNEL, "watch_live", "calls", None)
 
 
-async def _stream(request: web.Request, channel: str, action: str, target: str,
-                  snapshot: Callable[[], Awaitable[dict[str, Any]]] | None) -> web.StreamResponse:
+async def stream(request: web.Request, channel: str, action: str, target: str,
+                 snapshot: Callable[[], Awaitable[dict[str, Any]]] | None, *,
+                 accept: Callable[[dict[str, Any]], bool] | None = None) -> web.StreamResponse:
+    """Serve ``channel``'s messages on a WebSocket (those ``accept`` lets through), after the
+    ``snapshot``; opening it is audited as ``action`` on ``target``. The console's sockets use it too."""
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
     if not ws.can_prepare(request).ok:
         raise WebSocketRequired()
@@ -74,7 +77,7 @@ async def _stream(request: web.Request, channel: str, action: str, target: str,
     try:
         # Subscribed before the snapshot is read: nothing published meanwhile is missed (a segment
         # may come both in the snapshot and live; (tap, seq) tells them apart).
-        watcher = await hub.attach(ws, channel, principal.name)
+        watcher = await hub.attach(ws, channel, principal.name, accept=accept)
     except SocketRefused as exc:
         log.warning("live %s refused for %s: %s", channel, principal.name, exc)
         await ws.close(code=exc.code, message=exc.reason)

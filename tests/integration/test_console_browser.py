@@ -21,10 +21,12 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
+from sqlalchemy import select
 
 from agents.sipp import SAMPLE_AUDIO_PCAP, place_call
 from app import keys
 from app.console.api import KPI_TTL_S
+from app.models import AuditRow
 from hotline.contracts import Service
 from operations.stack import Stack
 
@@ -223,8 +225,11 @@ async def test_an_operator_takes_a_call_at_the_desk_confirms_the_order_and_trans
         await pause_seats(stack, Service.HOTLINE_12345, False)
     c = await api.call_of(caller)
     assert c["outcome"] == "transferred_110"
-    status, audit = await _as(stack, "admin", "GET", f"/api/calls/{lid}")
-    assert status == 200
+    # The desk's read of the caller is audited with the operator's login and name
+    async with stack.app[keys.DATABASE].read() as conn:
+        reads = (await conn.execute(select(AuditRow.who, AuditRow.detail).where(
+            AuditRow.action == "read_caller", AuditRow.target == lid))).all()
+    assert [(who, detail.get("person")) for who, detail in reads][:1] == [("desk.op", "王芳")], reads
 
 
 async def test_a_paused_seat_is_not_rung(stack: Stack, seats: dict, api: Api, browser: Browser) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from app import keys
 from app.accounts.store import AccountError, AccountStore, LoginRefused
 from app.db import Database, make_engine, upgrade_engine
 
@@ -116,7 +117,7 @@ def _csrf(page: str) -> str:
 @pytest.fixture
 async def console(app_client: Any, db_url: str) -> TestClient:
     client = await app_client(db_url, settings_kw={"login_max_failures": 3})
-    store = client.app[__import__("app.keys", fromlist=["ACCOUNTS"]).ACCOUNTS]
+    store = client.app[keys.ACCOUNTS]
     await store.add("op1", PASSWORD, "operator", platform="12345", seat="1201", display_name="王芳")
     await store.add("sup1", PASSWORD, "supervisor", platform="12345", display_name="李班长")
     await store.add("admin1", PASSWORD, "admin")
@@ -191,8 +192,6 @@ async def test_lockout_through_the_form_and_the_audit_names_the_person(console: 
     me = await resp.json()
     assert me == {"name": "op1", "role": "operator", "display_name": "王芳", "platform": "12345",
                   "seat": "1201", "handler": None}
-    from app import keys
-
     async with console.app[keys.DATABASE].read() as conn:
         rows = (await conn.exec_driver_sql(
             "SELECT who, action FROM audit_log WHERE action LIKE 'login%' ORDER BY id")).all()
@@ -216,8 +215,6 @@ async def test_static_files_are_a_fixed_list(console: TestClient) -> None:
 
 async def test_a_platforms_people_see_its_calls_and_those_exchanged_with_it(console: TestClient,
                                                                             api_secrets: Any) -> None:
-    from app import keys
-
     store = console.app[keys.ACCOUNTS]
     await store.add("police.op", PASSWORD, "operator", platform="110", seat="1101")
     service = {"Authorization": f"Bearer {api_secrets.token_for('service')}"}
